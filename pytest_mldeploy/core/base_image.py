@@ -1,0 +1,328 @@
+"""The base image every service image starts from, and how to make one without a registry.
+
+Users with a registry set `base_image` (default `python:3.11-slim-bookworm`) and pull it.
+Where nothing can be pulled, `bootstrap_base_image` builds an equivalent local base from
+Debian packages with `mmdebstrap` and `docker import`s it, so builds stay offline. Service
+images need only `python3` with `venv` in the base; `ensure_base_image` checks the image is
+there (never pulls) and finds the Python and glibc versions the wheelhouse must target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from .. import __version__
+from ..errors import BuildError
+
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+LOCAL_BASE_TAG = "mldeploy/base:bookworm-py3.11"
+DEFAULT_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "python-is-python3")
+# Tried in this order; `root` only when running as root, `unshare` needs user namespaces,
+# `fakechroot` needs the fakechroot and fakeroot tools.
+MODES = ("root", "unshare", "fakechroot")
+# Fixed timestamp for reproducible outputs when SOURCE_DATE_EPOCH is not set (2024-01-01).
+DEFAULT_SOURCE_DATE_EPOCH = 1704067200
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PROBE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy" / "base-images.json"
+
+Progress = Optional[Callable[[str], None]]
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A base image present in the local engine: its tag, id and what it runs."""
+
+    tag: str
+    id: str
+    python_version: str  # "3.11"
+    glibc_version: str  # "2.36"; decides which manylinux wheels run in it
+
+    @property
+    def manylinux_platforms(self) -> list[str]:
+        """Wheel platform tags this base can run, newest first (for `pip download --platform`)."""
+        return manylinux_platforms(self.glibc_version)
+
+
+def source_date_epoch() -> int:
+    """The timestamp stamped on every file of a reproducible output (env SOURCE_DATE_EPOCH wins)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else DEFAULT_SOURCE_DATE_EPOCH
+
+
+def manylinux_platforms(glibc_version: str, arch: str = "x86_64") -> list[str]:
+    """`manylinux_2_N` tags for N from the base's glibc down to 17, plus the legacy aliases."""
+    major, minor = (int(part) for part in glibc_version.split(".")[:2])
+    if major != 2 or minor < 17:
+        raise BuildError(f"base image glibc {glibc_version}: manylinux wheels need glibc >= 2.17; use a newer base image")
+    tags = [f"manylinux_2_{n}_{arch}" for n in range(minor, 16, -1)]
+    return tags + [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}", "linux_" + arch]
+
+
+def _docker_client(client=None):
+    if client is not None:
+        return client
+    import docker
+
+    try:
+        return docker.from_env()
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"Docker engine: cannot connect ({exc}); start Docker or set DOCKER_HOST") from exc
+
+
+def _missing_message(tag: str) -> str:
+    return (
+        f"base image {tag} is not in the local Docker engine, and pytest-mldeploy never pulls. "
+        f"Fix: `docker pull {tag}` where a registry is reachable, or build an offline base with "
+        f"`mldeploy base-image` (tag {LOCAL_BASE_TAG}) and set `base_image: {LOCAL_BASE_TAG}` in "
+        f"mldeploy.yaml (or MLDEPLOY_BASE_IMAGE={LOCAL_BASE_TAG})"
+    )
+
+
+def ensure_base_image(
+    tag: str = DEFAULT_BASE_IMAGE, *, client=None, bootstrap: Optional[bool] = None, progress: Progress = None
+) -> BaseImage:
+    """Return the base image `tag` from the local engine, never pulling it.
+
+    When it is missing and `bootstrap` is true (default: only for tags under `mldeploy/base`),
+    it is built with `bootstrap_base_image`; otherwise `BuildError` says how to get it.
+    """
+    import docker
+
+    client = _docker_client(client)
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        if bootstrap is None:
+            bootstrap = tag.split(":")[0] == LOCAL_BASE_TAG.split(":")[0]
+        if not bootstrap:
+            raise BuildError(_missing_message(tag)) from None
+        return bootstrap_base_image(tag, client=client, progress=progress)
+    return describe_base_image(image, tag, client=client)
+
+
+def describe_base_image(image, tag: str, *, client=None) -> BaseImage:
+    """Find the Python and glibc versions of `image`: its labels, else one probe container (cached by id)."""
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    python_version, glibc = labels.get("mldeploy.python-version"), labels.get("mldeploy.glibc-version")
+    if not (python_version and glibc):
+        python_version, glibc = _probe(image, tag, _docker_client(client))
+    return BaseImage(tag=tag, id=image.id, python_version=python_version, glibc_version=glibc)
+
+
+def _probe(image, tag: str, client) -> tuple[str, str]:
+    """Run `python3` once in the image to read its version and glibc; remembered per image id."""
+    try:
+        cache = json.loads(_PROBE_CACHE.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if image.id in cache:
+        return tuple(cache[image.id])  # type: ignore[return-value]
+    script = "import sys, platform; print('%d.%d' % sys.version_info[:2], platform.libc_ver()[1])"
+    try:
+        out = client.containers.run(image.id, ["python3", "-c", script], remove=True, network_disabled=True,
+                                    entrypoint=[])
+    except Exception as exc:  # docker-py raises ContainerError, APIError, ...
+        raise BuildError(
+            f"base image {tag}: `python3` did not run in it ({exc}); the base needs python3 with the venv module, "
+            f"e.g. {DEFAULT_BASE_IMAGE} or `mldeploy base-image`"
+        ) from exc
+    python_version, glibc = out.decode().split()
+    cache[image.id] = [python_version, glibc]
+    _PROBE_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _PROBE_CACHE.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache))
+    tmp.replace(_PROBE_CACHE)
+    return python_version, glibc
+
+
+def host_mirrors(
+    suite: str = DEFAULT_SUITE,
+    sources: Iterable[Path] = (),
+) -> list[str]:
+    """The host's apt sources for `suite` (and its -updates/-security) as one-line `deb` entries.
+
+    Reads deb822 `*.sources` and classic `*.list` files from /etc/apt (or `sources`), so the base
+    is built from the same mirror the host uses; falls back to deb.debian.org.
+    """
+    files = list(sources) or sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + sorted(
+        Path("/etc/apt/sources.list.d").glob("*.list")
+    ) + [Path("/etc/apt/sources.list")]
+    entries: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            stanzas = [_deb822(block) for block in re.split(r"\n\s*\n", text)]
+            for st in stanzas:
+                if "deb" not in st.get("types", "").split() or st.get("enabled", "yes").lower() == "no":
+                    continue
+                for uri in st.get("uris", "").split():
+                    for s in st.get("suites", "").split():
+                        if s == suite or s.startswith(suite + "-"):
+                            entries.append(f"deb {uri} {s} {st.get('components', 'main')}")
+        else:
+            for line in text.splitlines():
+                parts = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
+                if len(parts) >= 4 and parts[0] == "deb" and (parts[2] == suite or parts[2].startswith(suite + "-")):
+                    entries.append(" ".join(parts))
+    unique = list(dict.fromkeys(entries))
+    return unique or [f"deb http://deb.debian.org/debian {suite} main"]
+
+
+def _deb822(block: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = None
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t" and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            fields[key] = value.strip()
+    return fields
+
+
+def usable_modes() -> list[str]:
+    """The mmdebstrap modes worth trying on this machine, in order of preference."""
+    modes = []
+    root = os.geteuid() == 0
+    if root:
+        modes.append("root")
+    userns = Path("/proc/sys/kernel/unprivileged_userns_clone")
+    userns_allowed = not userns.exists() or userns.read_text().strip() != "0"
+    if root or (userns_allowed and shutil.which("newuidmap")):
+        modes.append("unshare")
+    if shutil.which("fakechroot") and shutil.which("fakeroot"):
+        modes.append("fakechroot")
+    return modes
+
+
+def mmdebstrap_command(mode: str, suite: str, out: Path, mirrors: Sequence[str], packages: Sequence[str]) -> list[str]:
+    """The mmdebstrap call for a slim, reproducible Python rootfs tarball."""
+    cmd = [
+        "mmdebstrap", "--variant=apt", f"--mode={mode}", "--format=tar",
+        "--include=" + ",".join(packages),
+        '--aptopt=APT::Install-Recommends "false"',
+        '--aptopt=Acquire::Languages "none"',
+    ]
+    for pattern in ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"):
+        cmd.append(f"--dpkgopt=path-exclude={pattern}")
+    cmd.append("--dpkgopt=path-include=/usr/share/doc/*/copyright")
+    # Host-specific files and leftovers that would make two builds differ.
+    cmd.append('--customize-hook=rm -f "$1"/etc/resolv.conf "$1"/etc/hostname')
+    cmd.append('--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old '
+               '"$1"/var/log/apt/* "$1"/var/cache/ldconfig/aux-cache')
+    cmd.append('--customize-hook=: > "$1"/etc/machine-id')
+    return cmd + [suite, str(out), *mirrors]
+
+
+def _dpkg_versions(rootfs_tar: Path, packages: Sequence[str]) -> dict[str, str]:
+    """Installed versions of `packages`, read from the tarball's dpkg status file."""
+    with tarfile.open(rootfs_tar) as tar:
+        for member in tar:
+            if member.name.lstrip("./") == "var/lib/dpkg/status":
+                status = tar.extractfile(member).read().decode()
+                break
+        else:
+            raise BuildError(f"{rootfs_tar}: no var/lib/dpkg/status; mmdebstrap produced no Debian rootfs")
+    versions = {}
+    for stanza in status.split("\n\n"):
+        fields = _deb822(stanza)
+        if fields.get("package") in packages:
+            versions[fields["package"]] = fields.get("version", "")
+    return versions
+
+
+def bootstrap_base_image(
+    tag: str = LOCAL_BASE_TAG,
+    *,
+    client=None,
+    suite: str = DEFAULT_SUITE,
+    mirrors: Optional[Sequence[str]] = None,
+    modes: Optional[Sequence[str]] = None,
+    packages: Sequence[str] = BASE_PACKAGES,
+    progress: Progress = None,
+) -> BaseImage:
+    """Build a Debian `suite` rootfs with python3 + venv (mmdebstrap) and `docker import` it as `tag`.
+
+    Reproducible for the same mirror content: SOURCE_DATE_EPOCH is set, and apt lists, caches,
+    logs and host files are removed. Tries the mmdebstrap modes that can work here in turn and
+    raises `BuildError` with each mode's error when none does.
+    """
+    say = progress or (lambda _msg: None)
+    if not shutil.which("mmdebstrap"):
+        raise BuildError(
+            "base image: mmdebstrap is not installed; `apt-get install mmdebstrap`, or `docker pull "
+            f"{DEFAULT_BASE_IMAGE}` where a registry is reachable"
+        )
+    client = _docker_client(client)
+    mirrors = list(mirrors) if mirrors else host_mirrors(suite)
+    candidates = list(modes) if modes else usable_modes()
+    if not candidates:
+        raise BuildError(
+            "base image: no mmdebstrap mode can work here (not root, no user namespaces, no fakechroot); "
+            "run `mldeploy base-image` as root, or `apt-get install fakechroot fakeroot`"
+        )
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(source_date_epoch()))
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="mldeploy-base-") as tmp:
+        os.chmod(tmp, 0o755)  # unshare mode writes as a subordinate uid
+        out = Path(tmp) / "rootfs.tar"
+        for mode in candidates:
+            say(f"mmdebstrap --mode={mode} {suite} from {', '.join(m.split()[1] for m in mirrors[:1])}")
+            started = time.monotonic()
+            proc = subprocess.run(mmdebstrap_command(mode, suite, out, mirrors, packages), env=env,
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                say(f"rootfs ready in {time.monotonic() - started:.1f}s")
+                break
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+            failures.append(f"--mode={mode}: exit {proc.returncode}\n{tail}")
+            out.unlink(missing_ok=True)
+        else:
+            raise BuildError(
+                "base image: mmdebstrap failed in every mode tried; fix the first error or `docker pull "
+                f"{DEFAULT_BASE_IMAGE}`:\n" + "\n\n".join(failures)
+            )
+        versions = _dpkg_versions(out, ("python3", "libc6"))
+        python_version = ".".join(re.match(r"(\d+)\.(\d+)", versions.get("python3", "")).groups())
+        glibc = re.match(r"(\d+\.\d+)", versions.get("libc6", "")).group(1)
+        say(f"docker import as {tag} (python {python_version}, glibc {glibc})")
+        repository, _, image_tag = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch()))
+        labels = {
+            "org.opencontainers.image.title": "mldeploy offline base",
+            "org.opencontainers.image.description": f"Debian {suite} with python3 {python_version} and venv",
+            "org.opencontainers.image.created": created,
+            "mldeploy.python-version": python_version,
+            "mldeploy.glibc-version": glibc,
+            "mldeploy.debian-suite": suite,
+            "mldeploy.built-by": f"pytest-mldeploy {__version__}",
+        }
+        changes = [
+            f"ENV PATH={IMAGE_PATH}",
+            "ENV LANG=C.UTF-8",
+            "LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items()),
+            'CMD ["python3"]',
+        ]
+        try:
+            client.api.import_image_from_file(str(out), repository=repository, tag=image_tag, changes=changes)
+        except Exception as exc:
+            raise BuildError(f"base image: docker import of {tag} failed: {exc}") from exc
+    image = client.images.get(tag)
+    return BaseImage(tag=tag, id=image.id, python_version=python_version, glibc_version=glibc)
