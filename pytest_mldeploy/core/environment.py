@@ -1,0 +1,333 @@
+"""Python environments for a deployment: requirements, an offline wheelhouse, cached venvs.
+
+A service image installs its packages from a wheelhouse resolved on the host (where PyPI is
+reachable) for the image's Python and platform, so `docker build` needs no network. The
+process target runs in a cached virtual environment instead, or in the current interpreter
+when that already satisfies every requirement. Both are keyed by `requirements_hash` and
+written atomically, so concurrent runs and interrupted builds never see half an environment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from ..errors import BuildError
+from .base_image import manylinux_platforms
+
+PACKAGE_DIST = "pytest-mldeploy"
+# Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
+# (a unit test keeps them in step).
+SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6")
+# Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
+DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
+_CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy"
+DEFAULT_WHEELHOUSE_DIR = _CACHE_ROOT / "wheelhouses"
+DEFAULT_VENV_DIR = _CACHE_ROOT / "venvs"
+_HASH_FORMAT = "mldeploy-env-1"
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+Platform = Union[str, Sequence[str]]
+
+
+def server_requirements() -> list[str]:
+    """What the scoring server needs (pyproject's `server` extra), e.g. `uvicorn>=0.30`."""
+    try:
+        declared = importlib.metadata.requires(PACKAGE_DIST) or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    found = []
+    for line in declared:
+        req = Requirement(line)
+        if req.marker is not None and req.marker.evaluate({"extra": "server"}) and not req.marker.evaluate({"extra": ""}):
+            req.marker = None
+            found.append(str(req))
+    return found or list(SERVER_REQUIREMENTS_FALLBACK)
+
+
+def server_files() -> list[tuple[str, Path]]:
+    """The files the scoring server runs from: `pytest_mldeploy/__init__.py` and `server/`.
+
+    Returned as (path relative to the package's parent, absolute path), sorted, without caches.
+    """
+    files = [("pytest_mldeploy/__init__.py", _PACKAGE_ROOT / "__init__.py")]
+    server = _PACKAGE_ROOT / "server"
+    for path in sorted(server.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            files.append(("pytest_mldeploy/" + path.relative_to(_PACKAGE_ROOT).as_posix(), path))
+    return files
+
+
+def _clean_lines(requirements: Iterable[str]) -> list[str]:
+    lines = []
+    for raw in requirements:
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if line:
+            lines.append(line)
+    return lines
+
+
+def _name(line: str) -> Optional[str]:
+    """The canonical project name of a requirement line, or None for options and URLs."""
+    try:
+        return canonicalize_name(Requirement(line).name)
+    except InvalidRequirement:
+        return None
+
+
+def merge_requirements(requirements: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """The deployment's requirement lines plus `extra` (default: the server's) it does not name.
+
+    A deployment that pins `uvicorn==0.30.1` keeps its pin; duplicates and comments are dropped.
+    """
+    lines = list(dict.fromkeys(_clean_lines(requirements)))
+    named = {_name(line) for line in lines}
+    extra = list(extra) or server_requirements()
+    return lines + [line for line in extra if _name(line) not in named]
+
+
+def _platform_list(platform: Platform) -> list[str]:
+    return [platform] if isinstance(platform, str) else list(platform)
+
+
+def requirements_hash(requirements: Iterable[str], python_version: str = "3.11", platform: Platform = DEFAULT_PLATFORMS) -> str:
+    """A sha256 of what decides an environment: requirement lines (order-free), Python, platforms."""
+    payload = {
+        "format": _HASH_FORMAT,
+        "requirements": sorted(set(_clean_lines(requirements))),
+        "python": python_version,
+        "platform": _platform_list(platform),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _pip(args: list[str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=dict(os.environ, PIP_NO_COLOR="1"))
+
+
+def _tail(proc: subprocess.CompletedProcess, lines: int = 12) -> str:
+    text = (proc.stderr or "") + (proc.stdout or "")
+    kept = [line for line in text.strip().splitlines() if line.strip() and "Running pip as the 'root'" not in line]
+    return "\n".join(kept[-lines:])
+
+
+def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
+    """Which requirement pip choked on, from its message; the whole list when it does not say."""
+    for pattern in (r"satisfies the requirement ([^\s(]+)", r"No matching distribution found for ([^\s(]+)",
+                    r"Failed to build ([^\s]+)", r"Invalid requirement: '([^']+)'", r"for ([^\s]+) \(from"):
+        match = re.search(pattern, log)
+        if match:
+            return match.group(1)
+    return ", ".join(requirements)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def wheelhouse_digest(wheelhouse: Path) -> str:
+    """A sha256 over the wheelhouse's wheel names and contents (from its manifest when present)."""
+    manifest = wheelhouse / "manifest.json"
+    try:
+        wheels = json.loads(manifest.read_text())["wheels"]
+    except (OSError, ValueError, KeyError):
+        wheels = {p.name: _sha256(p) for p in sorted(wheelhouse.glob("*.whl"))}
+    return hashlib.sha256(json.dumps(wheels, sort_keys=True).encode()).hexdigest()
+
+
+def ensure_wheelhouse(
+    requirements: Iterable[str],
+    python_version: str = "3.11",
+    platform: Platform = DEFAULT_PLATFORMS,
+    cache_dir: Union[str, Path, None] = None,
+) -> Path:
+    """A directory of wheels for `requirements` + the server's, for CPython `python_version`.
+
+    Resolved on the host with `pip download --only-binary=:all:` for the target platform;
+    sdist-only packages are built with `pip wheel` when the host Python matches the target.
+    Cached under `cache_dir/HASH`; built in a temporary directory and renamed into place.
+    Raises `BuildError` naming the requirement pip could not satisfy and pip's message.
+    """
+    merged = merge_requirements(requirements)
+    platforms = _platform_list(platform)
+    key = requirements_hash(merged, python_version, platforms)
+    root = Path(cache_dir) if cache_dir else DEFAULT_WHEELHOUSE_DIR
+    final = root / key
+    if (final / "manifest.json").is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root / f"{key}.lock"):
+        if (final / "manifest.json").is_file():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
+        try:
+            _resolve_into(tmp, merged, python_version, platforms)
+            wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
+            manifest = {"hash": key, "python_version": python_version, "platforms": platforms,
+                        "requirements": merged, "wheels": wheels}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if final.exists():  # a half-written directory from an older version: replace it
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _resolve_into(directory: Path, requirements: list[str], python_version: str, platforms: list[str]) -> None:
+    (directory / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    abi = "cp" + python_version.replace(".", "")
+    args = ["download", "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
+            "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(directory), "-r", "requirements.txt"]
+    for tag in platforms:
+        args += ["--platform", tag]
+    download = _pip(args, cwd=directory)
+    if download.returncode == 0:
+        return
+    host = "%d.%d" % sys.version_info[:2]
+    if host == python_version:
+        # Some requirement has no wheel for the target: build the wheels on the host instead.
+        wheel = _pip(["wheel", "--prefer-binary", "-w", str(directory), "-r", "requirements.txt"], cwd=directory)
+        if wheel.returncode == 0:
+            return
+        log = _tail(wheel)
+    else:
+        log = _tail(download)
+    failing = _failing_requirement(log, requirements)
+    raise BuildError(
+        f"requirements: {failing} cannot be resolved to wheels for CPython {python_version} "
+        f"({platforms[0]}); pin a version that publishes wheels or fix the name. pip said:\n{log}"
+    )
+
+
+def requirements_satisfied(requirements: Iterable[str], *, include_server: bool = True) -> bool:
+    """Whether the current interpreter already has every requirement (and the server's).
+
+    Checks installed distributions with importlib.metadata, following extras; a line that is not
+    a plain requirement (an option, a URL, a file) counts as unsatisfied.
+    """
+    lines = merge_requirements(requirements) if include_server else _clean_lines(requirements)
+    return all(_satisfied(line, set()) for line in lines)
+
+
+def _satisfied(line: str, seen: set[str], extra: str = "") -> bool:
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        return False
+    if req.marker is not None and not req.marker.evaluate({**default_environment(), "extra": extra}):
+        return True
+    if req.url:
+        return False
+    try:
+        installed = importlib.metadata.version(req.name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    if not req.specifier.contains(installed, prereleases=True):
+        return False
+    for wanted in req.extras:
+        key = f"{canonicalize_name(req.name)}[{wanted}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        for dep in importlib.metadata.requires(req.name) or []:
+            dep_req = Requirement(dep)
+            # Only the lines that the extra switches on; the base ones were installed with it.
+            if dep_req.marker is None or dep_req.marker.evaluate({**default_environment(), "extra": ""}):
+                continue
+            if not _satisfied(dep, seen, extra=wanted):
+                return False
+    return True
+
+
+def _server_files_hash() -> str:
+    digest = hashlib.sha256()
+    for rel, path in server_files():
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] = None) -> Path:
+    """The python executable of a cached venv with `requirements` + the server's, for the process target.
+
+    The venv also holds a copy of the scoring server (`python -m pytest_mldeploy.server` works in
+    it without the rest of pytest-mldeploy). Keyed by the requirements, the host Python and the
+    server files; built under a lock and marked complete last, so a crash leaves nothing usable.
+    """
+    merged = merge_requirements(requirements)
+    host = "%d.%d.%d" % sys.version_info[:3]
+    key = requirements_hash(merged, host, [f"interpreter={sys.executable}", f"server={_server_files_hash()}"])
+    root = Path(cache_dir) if cache_dir else DEFAULT_VENV_DIR
+    venv = root / key[:32]
+    python = venv / "bin" / "python"
+    marker = venv / ".mldeploy-complete"
+    if marker.is_file():
+        return python
+    with _locked(root / f"{key[:32]}.lock"):
+        if marker.is_file():
+            return python
+        if venv.exists():
+            shutil.rmtree(venv)
+        try:
+            _build_venv(venv, merged)
+        except BaseException:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+        marker.write_text(json.dumps({"requirements": merged, "python": sys.executable}, indent=2))
+    return python
+
+
+def _build_venv(venv: Path, requirements: list[str]) -> None:
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise BuildError(f"venv {venv}: `{sys.executable} -m venv` failed; install the venv module. {made.stderr.strip()}")
+    req_file = venv / "mldeploy-requirements.txt"
+    req_file.write_text("\n".join(requirements) + "\n")
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+         "--progress-bar", "off", "-r", str(req_file)],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        log = _tail(proc)
+        raise BuildError(
+            f"requirements: {_failing_requirement(log, requirements)} could not be installed into {venv}; "
+            f"fix the name or version in the deployment's environment. pip said:\n{log}"
+        )
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    for rel, path in server_files():
+        target = site / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
