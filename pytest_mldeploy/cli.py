@@ -1,0 +1,213 @@
+"""The `mldeploy` command: serve, deploy, package, profile and inspect deployments from a shell.
+
+Each subcommand is thin wiring over `pytest_mldeploy.core` and `pytest_mldeploy.checks`; errors
+pytest-mldeploy raises on purpose are printed as one readable message (exit 2), never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from pytest_mldeploy import __version__
+from pytest_mldeploy.errors import ConfigError, MldeployError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load(args: argparse.Namespace):
+    from pytest_mldeploy.core.config import load_project
+
+    return load_project(args.config)
+
+
+def _pick_deployment(project, name: Optional[str]):
+    """The named deployment, or the only one when no name is given."""
+    if name is None:
+        if len(project.deployments) == 1:
+            return next(iter(project.deployments.values()))
+        raise ConfigError(
+            f"{project.config_path.name}: deployments: {len(project.deployments)} deployments "
+            f"({', '.join(project.deployments)}); name one on the command line"
+        )
+    try:
+        return project.deployments[name]
+    except KeyError:
+        raise ConfigError(
+            f"{project.config_path.name}: deployments: no deployment named '{name}'; "
+            f"choose one of: {', '.join(project.deployments) or '(none)'}"
+        ) from None
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core.targets import get_target
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    target = get_target(args.target, notice=_say)
+    service = target.deploy(deployment, project, port=args.port)
+    try:
+        print(f"scoring_uri: {service.scoring_uri}", flush=True)
+        print(f"swagger_uri: {service.swagger_uri}", flush=True)
+        if service.keys:
+            print(f"key: {service.keys[0]}", flush=True)
+        _say(f"mldeploy: serving '{deployment.name}' ({service.target}); Ctrl-C stops it")
+        _wait_for_stop()
+    finally:
+        service.delete()
+        _say("mldeploy: stopped")
+    return 0
+
+
+def cmd_base_image(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import base_image
+
+    if args.if_missing:
+        import docker
+
+        client = docker.from_env()
+        try:
+            client.images.get(args.tag)
+            _say(f"mldeploy: base image {args.tag} is present")
+            return 0
+        except docker.errors.ImageNotFound:
+            pass
+    built = base_image.bootstrap_base_image(args.tag, progress=_say)
+    print(f"base_image: {built.tag} (python {built.python_version}, glibc {built.glibc_version})")
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import image
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    if args.dockerfile_only:
+        out = image.write_build_context(deployment, project, Path(args.dockerfile_only))
+        print(f"build_context: {out}")
+        print(f"build it with: docker build -t mldeploy/{deployment.name} {out}")
+        return 0
+    built = image.build_image(deployment, project, progress=_say)
+    print(f"image: {built.tag}{' (reused)' if built.reused else ''}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core.registry import Registry
+
+    project = _load(args)
+    registry = Registry(project.registry_dir)
+    if args.models_command == "register":
+        deployments = [_pick_deployment(project, args.deployment)] if args.deployment else project.deployments.values()
+        for deployment in deployments:
+            for model in registry.register_deployment_models(deployment):
+                print(f"{model.name}:{model.version}  sha256:{model.sha256[:12]}  {model.filename}")
+        return 0
+    if args.models_command == "download":
+        path = registry.download(args.name, args.version, Path(args.out), exist_ok=True)
+        print(f"downloaded: {path}")
+        return 0
+    if args.models_command == "delete":
+        registry.delete(args.name, args.version)
+        print(f"deleted: {args.name}{':' + str(args.version) if args.version else ' (all versions)'}")
+        return 0
+    models = registry.list(name=args.name, tags=args.tag or None)
+    if args.json:
+        print(json.dumps([_model_dict(m) for m in models], indent=2))
+        return 0
+    if not models:
+        print(f"no models registered in {project.registry_dir}")
+    for m in models:
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
+        print(f"{m.name}:{m.version}  {m.filename}  {m.size} B  sha256:{m.sha256[:12]}  {m.created_at}  {tags}")
+    return 0
+
+
+def _model_dict(model) -> dict:
+    from dataclasses import asdict
+
+    data = asdict(model)
+    data["path"] = str(model.path)
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mldeploy", description="Serve, package, deploy and profile Azure ML-style model deployments."
+    )
+    parser.add_argument("--version", action="version", version=f"pytest-mldeploy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    def with_config(p: argparse.ArgumentParser, deployment: str = "?") -> None:
+        p.add_argument("deployment", nargs=deployment, metavar="DEPLOYMENT", help="a deployment of mldeploy.yaml")
+        p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")
+
+    p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise).")
+    with_config(p)
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
+
+    p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull).")
+    from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
+
+    p.add_argument("--tag", default=LOCAL_BASE_TAG)
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the tag already exists")
+
+    p = command("package", cmd_package, "Build the deployment's image (reused when its inputs are unchanged).")
+    with_config(p)
+    p.add_argument("--dockerfile-only", metavar="OUT", help="write the whole build context to OUT instead of building")
+
+    p = command("models", cmd_models, "The local model registry.")
+    p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    lp = msub.add_parser("list", help="list registered models")
+    lp.add_argument("--name")
+    lp.add_argument("--tag", action="append", help="KEY or KEY=VALUE (repeatable)")
+    lp.add_argument("--json", action="store_true")
+    rp = msub.add_parser("register", help="register the models a deployment declares")
+    rp.add_argument("deployment", nargs="?")
+    dp = msub.add_parser("download", help="copy a model version out of the registry")
+    dp.add_argument("name")
+    dp.add_argument("version", type=int)
+    dp.add_argument("--out", default=".")
+    xp = msub.add_parser("delete", help="delete a model version (or every version)")
+    xp.add_argument("name")
+    xp.add_argument("version", type=int, nargs="?")
+    p.set_defaults(name=None, tag=None, json=False)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MldeployError as exc:
+        print(f"mldeploy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

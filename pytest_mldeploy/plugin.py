@@ -1,0 +1,275 @@
+"""pytest hooks and fixtures: `pytest --mldeploy` collects `mldeploy.yaml` files as check items.
+
+Thin wiring over `pytest_mldeploy.runner.CheckRunner`; without `--mldeploy` nothing is collected
+and nothing is imported beyond this module, so the plugin costs nothing in other test runs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+CONFIG_NAMES = ("mldeploy.yaml", "mldeploy.yml")
+_RUNNERS = pytest.StashKey[dict]()
+PROPERTY = "mldeploy"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mldeploy", "model deployment checks (pytest-mldeploy)")
+    group.addoption("--mldeploy", action="store_true", help="collect mldeploy.yaml files: deploy each deployment and run the built-in checks")
+    group.addoption("--mldeploy-target", choices=["auto", "docker", "process"], default=None,
+                    help="where services run: docker, a local process, or auto (docker when an engine answers) [ini: mldeploy_target]")
+    group.addoption("--mldeploy-config", metavar="PATH", default=None, help="the mldeploy.yaml to use [ini: mldeploy_config]")
+    group.addoption("--mldeploy-deployment", metavar="NAME", action="append", default=[], help="only this deployment (repeatable)")
+    group.addoption("--mldeploy-examples", metavar="N", type=int, default=None, help="Hypothesis examples per property check [ini: mldeploy_examples]")
+    group.addoption("--mldeploy-report", metavar="DIR", default=None, help="write profile reports and results here [ini: mldeploy_report]")
+    group.addoption("--mldeploy-keep", action="store_true", help="leave the services running after the run, printing their URLs")
+    group.addoption("--mldeploy-seed", metavar="N", type=int, default=None, help="seed for generated requests (default: fixed)")
+    parser.addini("mldeploy_target", "default for --mldeploy-target", default="auto")
+    parser.addini("mldeploy_config", "default for --mldeploy-config", default="")
+    parser.addini("mldeploy_examples", "default for --mldeploy-examples", default="50")
+    parser.addini("mldeploy_report", "default for --mldeploy-report", default="")
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(f"mldeploy_{name}")
+    if value in (None, ""):
+        value = config.getini(f"mldeploy_{name}") or None
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mldeploy: a built-in deployment check collected from mldeploy.yaml")
+    config.stash[_RUNNERS] = {}
+    if config.getoption("mldeploy") or _option(config, "config"):
+        config.pluginmanager.register(_Summary(config), "mldeploy-summary")
+    explicit = _option(config, "config")
+    if config.getoption("mldeploy") and explicit:
+        path = Path(explicit).resolve()
+        roots = [Path(a.split("::")[0]).resolve() for a in config.args]
+        if not any(path == r or r in path.parents for r in roots):
+            config.args.append(str(path))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional["MldeployFile"]:
+    config = parent.config
+    if not config.getoption("mldeploy"):
+        return None
+    explicit = _option(config, "config")
+    wanted = file_path.resolve() == Path(explicit).resolve() if explicit else file_path.name in CONFIG_NAMES
+    return MldeployFile.from_parent(parent, path=file_path) if wanted else None
+
+
+def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> Any:
+    """The one CheckRunner of this pytest process for `config_path` (the default project when None)."""
+    from pytest_mldeploy.core.config import load_project
+    from pytest_mldeploy.runner import CheckRunner
+
+    if config_path is None:
+        explicit = _option(config, "config")
+        config_path = Path(explicit) if explicit else None
+        if config_path is None:
+            found = [config.rootpath / n for n in CONFIG_NAMES if (config.rootpath / n).exists()]
+            config_path = found[0] if found else None
+    project = load_project(config_path)
+    runners = config.stash[_RUNNERS]
+    key = str(project.config_path)
+    if key not in runners:
+        report = _option(config, "report")
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        runners[key] = CheckRunner(
+            project,
+            target=_option(config, "target") or "auto",
+            keep=config.getoption("mldeploy_keep"),
+            examples=int(_option(config, "examples") or 50),
+            report_dir=Path(report).resolve() if report else None,
+            seed=config.getoption("mldeploy_seed"),
+            notice=(lambda line: reporter.write_line(line)) if reporter else print,
+        )
+    return runners[key]
+
+
+class CheckFailed(Exception):
+    """A built-in check failed; its report is what pytest shows."""
+
+
+class MldeployFile(pytest.File):
+    """An `mldeploy.yaml`: one collector per deployment."""
+
+    def collect(self) -> Iterator["DeploymentCollector"]:
+        from pytest_mldeploy.core.config import load_project
+
+        project = load_project(self.path)
+        only = self.config.getoption("mldeploy_deployment")
+        unknown = sorted(set(only) - set(project.deployments))
+        if unknown and only:
+            from pytest_mldeploy.errors import ConfigError
+
+            raise ConfigError(f"{self.path.name}: --mldeploy-deployment {', '.join(unknown)}: no such deployment; "
+                              f"choose from {', '.join(project.deployments)}")
+        for name in project.deployments:
+            if not only or name in only:
+                yield DeploymentCollector.from_parent(self, name=name)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        from pytest_mldeploy.errors import MldeployError
+
+        if isinstance(excinfo.value, MldeployError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class DeploymentCollector(pytest.Collector):
+    """One deployment: one item per built-in check."""
+
+    def collect(self) -> Iterator["CheckItem"]:
+        from pytest_mldeploy.runner import all_checks
+
+        for check in all_checks():
+            item = CheckItem.from_parent(self, name=check, deployment=self.name, check=check)
+            item.add_marker(pytest.mark.mldeploy)
+            item.add_marker(pytest.mark.xdist_group(name=f"mldeploy-{self.name}"))
+            yield item
+
+
+class CheckItem(pytest.Item):
+    """`mldeploy.yaml::DEPLOYMENT::CHECK`: runs one built-in check on the deployment's service."""
+
+    def __init__(self, *, deployment: str, check: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.check = check
+
+    def runtest(self) -> None:
+        from pytest_mldeploy.checks.base import Outcome
+        from pytest_mldeploy.errors import MldeployError
+
+        runner = _runner_for(self.config, self.path)
+        try:
+            result = runner.run_check(self.deployment, self.check)
+        except MldeployError as exc:
+            self._remember(runner, outcome="failed")
+            raise CheckFailed(f"{self.deployment}: {self.check}: the service did not start\n\n{exc}") from None
+        self._remember(runner, outcome=result.outcome.value, figures=result.figures)
+        for warning in result.warnings:
+            self.warn(pytest.PytestWarning(f"{self.deployment}::{self.check}: {warning}"))
+        if result.outcome is Outcome.SKIPPED:
+            pytest.skip(result.summary or "skipped")
+        if result.outcome is Outcome.FAILED:
+            raise CheckFailed(result.report or result.summary)
+
+    def _remember(self, runner: Any, outcome: str, figures: Optional[dict] = None) -> None:
+        record = runner.record(self.deployment)
+        self.user_properties.append((PROPERTY, json.dumps({
+            "config": str(self.path), "deployment": self.deployment, "check": self.check, "outcome": outcome,
+            "state": record.state, "target": record.target, "image": record.image,
+            "figures": figures or {},
+        }, default=str)))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, Optional[int], str]:
+        return self.path, None, f"mldeploy: {self.deployment}::{self.check}"
+
+
+class _Summary:
+    """Gathers check outcomes from test reports (which also arrive from xdist workers) for the final table."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.deployments: dict[str, dict] = {}
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in getattr(report, "user_properties", ()):
+            if key == PROPERTY and report.when == "call":
+                data = json.loads(value)
+                entry = self.deployments.setdefault(data["deployment"], {})
+                entry.setdefault("checks", {})[data["check"]] = data["outcome"]
+                entry.update({k: data[k] for k in ("state", "target", "image") if data[k]})
+                if data["figures"]:
+                    entry.setdefault("figures", {}).update(data["figures"])
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_mldeploy.summary import summary_lines
+
+        for runner in self.config.stash[_RUNNERS].values():
+            for line in runner.close():
+                terminalreporter.write_line(line)
+        if self.deployments:
+            terminalreporter.section("mldeploy")
+            for line in summary_lines(self.deployments):
+                terminalreporter.write_line(line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for runner in config.stash.get(_RUNNERS, {}).values():
+        runner.close()
+
+
+# ---- fixtures for hand-written tests ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def mldeploy_project(pytestconfig: pytest.Config) -> Any:
+    """The parsed `mldeploy.yaml` (from --mldeploy-config, or found upward from the rootdir)."""
+    return _runner_for(pytestconfig).project
+
+
+@pytest.fixture(scope="session")
+def mldeploy_registry(mldeploy_project: Any) -> Any:
+    """The project's local model registry."""
+    from pytest_mldeploy.core.registry import Registry
+
+    return Registry(mldeploy_project.registry_dir)
+
+
+def _default_deployment(config: pytest.Config, project: Any) -> str:
+    only = config.getoption("mldeploy_deployment")
+    if only:
+        return only[0]
+    if len(project.deployments) == 1:
+        return next(iter(project.deployments))
+    raise pytest.UsageError(
+        f"{project.config_path.name}: {len(project.deployments)} deployments; pick one with --mldeploy-deployment NAME "
+        "or parametrize the fixture indirectly"
+    )
+
+
+@pytest.fixture(scope="session")
+def mldeploy_deployment(mldeploy_project: Any, pytestconfig: pytest.Config) -> Callable[[Optional[str]], Any]:
+    """`mldeploy_deployment(name=None)`: a deployment's parsed configuration (the default one when no name)."""
+    def get(name: Optional[str] = None) -> Any:
+        return mldeploy_project.deployments[name or _default_deployment(pytestconfig, mldeploy_project)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def mldeploy_image(mldeploy_project: Any, mldeploy_registry: Any, pytestconfig: pytest.Config) -> Any:
+    """The default deployment's service image (built once; reused when its inputs are unchanged)."""
+    from pytest_mldeploy.core.image import build_image
+
+    name = _default_deployment(pytestconfig, mldeploy_project)
+    return build_image(mldeploy_project.deployments[name], mldeploy_project, mldeploy_registry)
+
+
+@pytest.fixture(scope="session")
+def mldeploy_service(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Any:
+    """The default deployment's running service, started once per session and shared with the built-in checks."""
+    runner = _runner_for(pytestconfig)
+    name = getattr(request, "param", None) or _default_deployment(pytestconfig, runner.project)
+    return runner.service(name)
+
+
+@pytest.fixture
+def scoring_client(mldeploy_service: Any) -> Any:
+    """A client for the default deployment's service: `.score(**params)`, `.score_raw(...)`, `.swagger()`, `.health()`."""
+    from pytest_mldeploy.checks.client import ScoringClient
+
+    return ScoringClient.from_service(mldeploy_service)

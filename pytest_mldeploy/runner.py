@@ -1,0 +1,140 @@
+"""Deploy each deployment once per run, run checks against it, and remember what happened.
+
+This is what `pytest --mldeploy` and `mldeploy check` share: the plugin only maps its hooks onto
+a `CheckRunner`. A deployment that fails to start is tried once; every check of it then fails at
+once with the same reason and log tail instead of waiting for its own timeout.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
+from pytest_mldeploy.errors import MldeployError
+
+Notice = Callable[[str], None]
+
+
+def all_checks() -> dict[str, Callable[[CheckContext], CheckResult]]:
+    """The built-in checks in the order they run: the quick ones first, the load profile last."""
+    from pytest_mldeploy.checks import BUILTIN_CHECKS
+    from pytest_mldeploy.checks.profiling import check_profile
+
+    return {**BUILTIN_CHECKS, "profile": check_profile}
+
+
+@dataclass
+class DeploymentRecord:
+    """What one run saw of one deployment: for the terminal summary and the JSON report."""
+
+    name: str
+    state: str = "not started"
+    target: str = ""
+    image: str = ""
+    scoring_uri: str = ""
+    deploy_seconds: float = 0.0
+    results: dict[str, CheckResult] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.outcome is Outcome.PASSED for r in self.results.values())
+
+
+class CheckRunner:
+    """Starts services lazily (once each), runs checks on them, and deletes them at `close()`."""
+
+    def __init__(
+        self,
+        project: Any,
+        *,
+        target: str = "auto",
+        keep: bool = False,
+        examples: int = 50,
+        report_dir: Optional[Path] = None,
+        seed: Optional[int] = None,
+        notice: Notice = print,
+    ) -> None:
+        self.project = project
+        self.target_kind = target
+        self.keep = keep
+        self.examples = examples
+        self.report_dir = report_dir
+        self.seed = seed
+        self.notice = notice
+        self.records: dict[str, DeploymentRecord] = {}
+        self._target: Any = None
+        self._services: dict[str, Any] = {}
+        self._failures: dict[str, MldeployError] = {}
+
+    @property
+    def target(self) -> Any:
+        if self._target is None:
+            from pytest_mldeploy.core.targets import get_target
+
+            self._target = get_target(self.target_kind, notice=self.notice)
+        return self._target
+
+    def record(self, name: str) -> DeploymentRecord:
+        return self.records.setdefault(name, DeploymentRecord(name=name))
+
+    def service(self, name: str) -> Any:
+        """The running service of deployment `name`, deployed on first use; re-raises a failed start."""
+        if name in self._failures:
+            raise self._failures[name]
+        if name not in self._services:
+            record = self.record(name)
+            deployment = self.project.deployments[name]
+            started = time.monotonic()
+            try:
+                service = self.target.deploy(deployment, self.project, keep=self.keep)
+            except MldeployError as exc:
+                record.state = "Failed"
+                record.target = getattr(self.target, "name", "")
+                self._failures[name] = exc
+                raise
+            finally:
+                record.deploy_seconds = time.monotonic() - started
+            record.state = str(service.state)
+            record.target = service.target
+            record.image = service.image or ""
+            record.scoring_uri = service.scoring_uri
+            self._services[name] = service
+        return self._services[name]
+
+    def context(self, name: str) -> CheckContext:
+        from pytest_mldeploy.checks.client import ScoringClient
+
+        service = self.service(name)
+        return CheckContext(
+            project=self.project,
+            deployment=self.project.deployments[name],
+            service=service,
+            client=ScoringClient.from_service(service),
+            target=self.target,
+            examples=self.examples,
+            report_dir=self.report_dir / name if self.report_dir else None,
+            seed=self.seed,
+        )
+
+    def run_check(self, name: str, check: str) -> CheckResult:
+        """Run built-in check `check` on deployment `name` (deploying it first if needed)."""
+        result = all_checks()[check](self.context(name))
+        record = self.record(name)
+        record.results[check] = result
+        service = self._services.get(name)
+        if service is not None:
+            record.state = str(service.refresh_state())
+        return result
+
+    def close(self) -> list[str]:
+        """Delete the services this run started (or keep them, with their URLs); returns lines to show."""
+        lines = []
+        for name, service in self._services.items():
+            if self.keep:
+                lines.append(f"mldeploy: kept '{name}' running: scoring_uri: {service.scoring_uri}")
+            else:
+                service.delete()
+        self._services.clear()
+        return lines

@@ -1,0 +1,35 @@
+"""The table `pytest --mldeploy` ends with: one row per deployment."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+
+def _profile_cell(figures: dict[str, Any]) -> str:
+    parts = []
+    if "requestedCpu" in figures:
+        parts.append(f"cpu {figures['requestedCpu']}")
+    if "requestedMemoryInGb" in figures:
+        parts.append(f"mem {figures['requestedMemoryInGb']} GB")
+    if "measuredQueriesPerSecond" in figures:
+        parts.append(f"{float(figures['measuredQueriesPerSecond']):.0f} req/s")
+    if "latencyPercentile95InMs" in figures:
+        parts.append(f"p95 {float(figures['latencyPercentile95InMs']):.1f} ms")
+    if "verdict" in figures:
+        parts.append(str(figures["verdict"]))
+    return ", ".join(parts) or "-"
+
+
+def summary_lines(deployments: dict[str, dict[str, Any]]) -> Iterable[str]:
+    """Rows of deployment, target, state, checks passed, image and profile figures, aligned."""
+    header = ("deployment", "target", "state", "checks", "image", "profile")
+    rows = [header]
+    for name, entry in sorted(deployments.items()):
+        checks = entry.get("checks", {})
+        passed = sum(outcome == "passed" for outcome in checks.values())
+        failed = [c for c, outcome in checks.items() if outcome == "failed"]
+        cell = f"{passed}/{len(checks)} passed" + (f" (failed: {', '.join(failed)})" if failed else "")
+        rows.append((name, entry.get("target", "-"), entry.get("state", "-"), cell,
+                     entry.get("image") or "-", _profile_cell(entry.get("figures", {}))))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        yield "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
