@@ -1,0 +1,317 @@
+"""The Docker target: the deployment's real image, started with testcontainers under its limits.
+
+The container publishes the server's port on 127.0.0.1 only (Docker picks the host port), runs
+under `resources.cpu` (NanoCpus) and `resources.memory_gb` (with swap equal to memory, so an
+over-limit service is really OOM-killed rather than swapping), and carries the owner labels that
+`cleanup` reads. Its state comes from `docker inspect` (OOMKilled, ExitCode, Status, Health) and
+from GET /.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from typing import Any, Callable, Optional
+
+from pytest_mldeploy.core.service import Service, ServiceState, StateReading, reading_from_inspect
+from pytest_mldeploy.core.targets import Target, cleanup
+from pytest_mldeploy.core.targets.common import (
+    AUTH_KEYS_ENV,
+    CONTAINER_PORT,
+    effective_resources,
+    health_timeout,
+    make_keys,
+    memory_limit_bytes,
+    nano_cpus,
+    registry_for,
+)
+from pytest_mldeploy.core.targets.ryuk import configure_ryuk
+from pytest_mldeploy.errors import ServiceError
+
+_PING_TIMEOUT_S = 3
+_API_TIMEOUT_S = 60
+_PORT_KEY = f"{CONTAINER_PORT}/tcp"
+
+_counter = itertools.count(1)
+_swept = False
+_swept_lock = threading.Lock()
+
+
+class DockerResources:
+    """The limits a container runs under, read back from `docker inspect` (cpu in CPUs, memory in GiB)."""
+
+    def __init__(self, cpu: Optional[float], memory_gb: Optional[float]) -> None:
+        self.cpu = cpu
+        self.memory_gb = memory_gb
+
+    def __repr__(self) -> str:
+        return f"DockerResources(cpu={self.cpu}, memory_gb={self.memory_gb})"
+
+
+class DockerService(Service):
+    """A scoring service running in a Docker container."""
+
+    target = "docker"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        container: Any,
+        *,
+        keys: Optional[list[str]] = None,
+        resources: Any = None,
+        image: Optional[str] = None,
+        memory_limit: Optional[int] = None,
+        testcontainer: Any = None,
+    ) -> None:
+        super().__init__(name, base_url, keys=keys, resources=resources, image=image)
+        self._container = container
+        self._testcontainer = testcontainer
+        self.memory_limit = memory_limit
+
+    @property
+    def container_id(self) -> Optional[str]:
+        return self._container.id
+
+    @property
+    def container_name(self) -> str:
+        return self._container.name
+
+    def inspect(self) -> dict[str, Any]:
+        """Fresh `docker inspect` data of the container."""
+        self._container.reload()
+        return self._container.attrs
+
+    def logs(self, tail: Optional[int] = None) -> str:
+        raw = self._container.logs(stdout=True, stderr=True, tail="all" if tail is None else max(tail, 0))
+        return raw.decode("utf-8", errors="replace")
+
+    def _runtime_reading(self) -> Optional[StateReading]:
+        import docker.errors
+
+        try:
+            state = self.inspect().get("State", {})
+        except docker.errors.NotFound:
+            return StateReading(ServiceState.FAILED, f"container {self.container_name} no longer exists (removed from outside)")
+        log_text = self.logs() if str(state.get("Status", "")).lower() in ("exited", "dead") else ""
+        return reading_from_inspect(state, self.memory_limit, log_text)
+
+    def _remove(self) -> None:
+        import docker.errors
+
+        try:
+            self._container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        finally:
+            if self._testcontainer is not None:
+                try:
+                    self._testcontainer.get_docker_client().client.close()
+                except Exception:
+                    pass
+
+
+def _cleanup_this_run() -> None:
+    cleanup.cleanup_run(cleanup.RUN_ID)
+
+
+def container_name_for(service_name: str, run_id: str, n: int) -> str:
+    """`mldeploy-<deployment>-<runid>-<n>`, with what Docker refuses in names replaced by '-'."""
+    safe = re.sub(r"[^a-zA-Z0-9_.-]+", "-", service_name).strip("-.") or "service"
+    return f"mldeploy-{safe}-{run_id}-{n}"
+
+
+class DockerTarget(Target):
+    """Builds the deployment's image and runs it in a container under its limits."""
+
+    name = "docker"
+
+    def __init__(self, notice: Optional[Callable[[str], None]] = print) -> None:
+        super().__init__()
+        self.notice = notice
+        self.engine_description = ""
+        self._client: Any = None
+
+    def available(self) -> bool:
+        try:
+            import docker
+        except ImportError:
+            self.unavailable_reason = "the docker package is not installed (pip install 'pytest-mldeploy[docker]')"
+            return False
+        try:
+            client = docker.from_env(timeout=_PING_TIMEOUT_S)
+        except Exception as exc:
+            self.unavailable_reason = f"no Docker engine is configured ({_first_line(exc)})"
+            return False
+        try:
+            client.ping()
+            version = client.version().get("Version", "?")
+            self.engine_description = f"Docker engine {version} answers at {client.api.base_url}"
+            self.unavailable_reason = None
+            return True
+        except Exception as exc:
+            self.unavailable_reason = f"no Docker engine answers at {client.api.base_url} ({_first_line(exc)})"
+            return False
+        finally:
+            client.close()
+
+    @property
+    def client(self) -> Any:
+        """A docker-py client for this target (created on first use)."""
+        if self._client is None:
+            import docker
+
+            self._client = docker.from_env(timeout=_API_TIMEOUT_S)
+        return self._client
+
+    def prepare(self) -> None:
+        """Once per process: decide on Ryuk, sweep stale containers, hook this run's cleanup to exit."""
+        global _swept
+        configure_ryuk(self.client, self.notice)
+        with _swept_lock:
+            if not _swept:
+                _swept = True
+                cleanup.sweep_stale_containers(self.client, self.notice)
+        cleanup.on_exit(_cleanup_this_run)
+
+    def deploy(
+        self,
+        deployment: Any,
+        project: Any,
+        *,
+        registry: Any = None,
+        resources: Any = None,
+        port: Optional[int] = None,
+        name: Optional[str] = None,
+        wait: bool = True,
+        keep: bool = False,
+    ) -> Service:
+        from pytest_mldeploy.core.image import build_image
+
+        self.prepare()
+        service_name = name or deployment.name
+        registry = registry_for(project, registry)
+        built = build_image(deployment, project, registry)
+        limits = effective_resources(deployment, resources)
+        keys = make_keys(deployment)
+        memory = memory_limit_bytes(limits)
+        options: dict[str, Any] = {
+            "labels": cleanup.owner_labels(service_name, keep=keep),
+        }
+        if memory:
+            options.update(mem_limit=memory, memswap_limit=memory)
+        cpus = nano_cpus(limits)
+        if cpus:
+            options["nano_cpus"] = cpus
+        env = {str(k): str(v) for k, v in (getattr(deployment, "environment_variables", None) or {}).items()}
+        if keys:
+            env[AUTH_KEYS_ENV] = ",".join(keys)
+        container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
+        container, testcontainer = self._start(built.tag, container_name, env, port, options, keep)
+        service = DockerService(
+            service_name,
+            _base_url(container),
+            container,
+            keys=keys,
+            resources=limits,
+            image=built.tag,
+            memory_limit=memory,
+            testcontainer=testcontainer,
+        )
+        if wait:
+            try:
+                service.wait_until_healthy(health_timeout(deployment))
+            except ServiceError:
+                service.delete()
+                raise
+        return service
+
+    def _start(self, image: str, container_name: str, env: dict[str, str], port: Optional[int], options: dict[str, Any], keep: bool) -> tuple[Any, Any]:
+        """Start the container; testcontainers for run-scoped ones, docker-py for kept ones.
+
+        A kept container must outlive this process, and testcontainers labels every container with
+        its session for Ryuk to reap, so kept containers are created without it.
+        """
+        ports = {_PORT_KEY: ("127.0.0.1", port)}
+        if keep:
+            container = self.client.containers.run(
+                image, name=container_name, environment=env, ports=ports, detach=True, **options
+            )
+            container.reload()
+            return container, None
+        from testcontainers.core.container import DockerContainer
+
+        testcontainer = DockerContainer(image, env=env, name=container_name, docker_client_kw={"timeout": _API_TIMEOUT_S}, **options)
+        testcontainer.ports[_PORT_KEY] = ports[_PORT_KEY]  # type: ignore[assignment]  # docker-py takes (ip, port)
+        try:
+            testcontainer.start()
+        except Exception as exc:
+            _remove_by_name(self.client, container_name)
+            raise ServiceError(
+                f"service '{container_name}': Docker could not start image {image}: {_first_line(exc)}; "
+                "check `docker info` and that the image exists (`docker image inspect " + image + "`)"
+            ) from exc
+        container = testcontainer.get_wrapped_container()
+        container.reload()
+        return container, testcontainer
+
+
+def _base_url(container: Any) -> str:
+    """`http://127.0.0.1:<host port>` from the container's published port."""
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(_PORT_KEY) or []
+    if not bindings:
+        # A container that died at once has no published port; the state tells the story.
+        return "http://127.0.0.1:0"
+    return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+
+
+def _remove_by_name(client: Any, container_name: str) -> None:
+    try:
+        client.containers.get(container_name).remove(force=True, v=True)
+    except Exception:
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def docker_service_from_container(container_id: str, client: Any = None) -> DockerService:
+    """Re-attach to a container started earlier (by another `mldeploy` invocation) by id or name."""
+    import docker
+    import docker.errors
+
+    client = client or docker.from_env(timeout=_API_TIMEOUT_S)
+    try:
+        container = client.containers.get(container_id)
+    except docker.errors.NotFound:
+        raise ServiceError(
+            f"container '{container_id}' does not exist on this Docker engine; list services with "
+            "`docker ps --filter label=mldeploy.managed=true`"
+        ) from None
+    labels = container.labels or {}
+    if labels.get(cleanup.LABEL_MANAGED) != "true":
+        raise ServiceError(f"container '{container.name}' was not started by pytest-mldeploy (no mldeploy.managed label)")
+    attrs = container.attrs
+    env = dict(item.split("=", 1) for item in (attrs.get("Config", {}).get("Env") or []) if "=" in item)
+    keys = [k for k in env.get(AUTH_KEYS_ENV, "").split(",") if k]
+    host_config = attrs.get("HostConfig", {})
+    memory = int(host_config.get("Memory") or 0) or None
+    cpus = int(host_config.get("NanoCpus") or 0) or None
+    resources = DockerResources(cpus / 1e9 if cpus else None, memory / 1024**3 if memory else None)
+    service = DockerService(
+        labels.get(cleanup.LABEL_DEPLOYMENT) or container.name,
+        _base_url(container),
+        container,
+        keys=keys,
+        resources=resources,
+        image=attrs.get("Config", {}).get("Image"),
+        memory_limit=memory,
+    )
+    service.refresh_state()
+    return service
+
+
+__all__ = ["DockerService", "DockerTarget", "DockerResources", "container_name_for", "docker_service_from_container"]
