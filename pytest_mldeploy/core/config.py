@@ -1,0 +1,663 @@
+"""Read `mldeploy.yaml` into a `Project`: validated, defaults filled in, every path absolute and existing.
+
+The YAML is checked with pydantic models that forbid unknown keys; their errors are rewritten into
+one line each, `FILE: key.path: problem`, so a user sees what to fix and never a traceback.
+Azure ML CLI files named by `inference_config` / `deployment_config` are translated by
+`core/azure_config.py` into the inline keys they replace.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from pytest_mldeploy.core import azure_config
+from pytest_mldeploy.errors import ConfigError
+
+CONFIG_FILENAME = "mldeploy.yaml"
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+BASE_IMAGE_ENV = "MLDEPLOY_BASE_IMAGE"
+DEFAULT_REGISTRY_DIRNAME = ".mldeploy"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Set by the app layout from other keys; a deployment may not set them through environment.variables.
+RESERVED_VARIABLES = {
+    "AML_APP_ROOT": "the app layout",
+    "AZUREML_SOURCE_DIRECTORY": "source_directory",
+    "AZUREML_ENTRY_SCRIPT": "entry_script",
+    "AZUREML_MODEL_DIR": "models",
+    "SERVICE_NAME": "the deployment's name",
+    "SCORING_TIMEOUT_MS": "scoring_timeout_ms",
+    "CORS_ORIGINS": "cors_origins",
+    "WORKER_COUNT": "workers",
+    "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
+    "MLDEPLOY_AUTH_KEYS": "auth.keys",
+}
+
+
+def _scalar_to_str(value: Any) -> Any:
+    """YAML reads `1.9.1` as text but `1`, `1.5` and `true` as numbers/booleans; tags and the like are text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse names that cannot be a container name or a folder: `[A-Za-z0-9][A-Za-z0-9._-]*`."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} is not allowed: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _resolve_path(value: Union[str, Path], info: ValidationInfo, kind: str, base: Optional[Path] = None) -> Path:
+    """Absolute path of `value` (relative to `base`, default the project root); it must exist as `kind`."""
+    root = Path((info.context or {}).get("root") or os.getcwd())
+    full = Path(os.path.normpath((base or root) / Path(value).expanduser()))
+    if not full.exists():
+        raise ValueError(f"{value} does not exist")
+    if kind == "file" and not full.is_file():
+        raise ValueError(f"{value} is not a file")
+    if kind == "dir" and not full.is_dir():
+        raise ValueError(f"{value} is not a folder")
+    return full
+
+
+class _Strict(BaseModel):
+    """Every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """One model to register and serve: a file or a folder, with Azure ML's metadata."""
+
+    path: Path
+    name: str = Field("", validate_default=True)
+    version: Optional[int] = Field(None, ge=1)
+    tags: Dict[Text, Text] = {}
+    properties: Dict[Text, Text] = {}
+    description: Optional[Text] = None
+    framework: Optional[Text] = None
+    framework_version: Optional[Text] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        """Without a name, a model is named after its file (`models/m.pkl` -> `m`)."""
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("path"), str):
+            stem = Path(data["path"].rstrip("/\\")).name.split(".")[0]
+            data = {**data, "name": re.sub(r"[^A-Za-z0-9._-]", "_", stem)}
+        return data
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve_path(value, info, "any")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        return check_name(value, "model name")
+
+
+class EnvironmentSpec(_Strict):
+    """The Python packages and variables of the service: inline pip lines, a requirements file or a conda file."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    pip: Optional[List[Text]] = None
+    requirements_file: Optional[Path] = Field(None, alias="requirements")
+    conda_file: Optional[Path] = None
+    python: Optional[str] = None
+    variables: Dict[str, Text] = {}
+    _lines: List[str] = PrivateAttr(default_factory=list)
+    _conda_python: Optional[str] = PrivateAttr(default=None)
+
+    @field_validator("requirements_file", "conda_file")
+    @classmethod
+    def _file_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
+        return None if value is None else _resolve_path(value, info, "file")
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python_version(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError(f'write the version in quotes, e.g. "3.11" (YAML reads {value} as a number)')
+        if isinstance(value, str) and not re.fullmatch(r"\d+\.\d+", value):
+            raise ValueError(f'{value!r} is not a Python version like "3.11"')
+        return value
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: Dict[str, str]) -> Dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+            if name in RESERVED_VARIABLES:
+                raise ValueError(f"{name} is set by mldeploy from {RESERVED_VARIABLES[name]}; set that instead")
+        return value
+
+    @model_validator(mode="after")
+    def _read_files(self) -> "EnvironmentSpec":
+        """Read the requirements now so a broken file fails at load time, not at build time."""
+        given = [k for k, v in (("pip", self.pip), ("requirements", self.requirements_file), ("conda_file", self.conda_file)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of pip, requirements or conda_file, not {' and '.join(given)}")
+        if self.pip is not None:
+            self._lines = [line.strip() for line in self.pip if line.strip()]
+        elif self.requirements_file is not None:
+            self._lines = read_requirements(self.requirements_file)
+        elif self.conda_file is not None:
+            conda = azure_config.read_conda_file(self.conda_file, str(self.conda_file))
+            self._lines = azure_config.conda_pip_requirements(conda)
+            self._conda_python = azure_config.conda_python_version(conda)
+        return self
+
+    def requirements(self) -> List[str]:
+        """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute)."""
+        return list(self._lines)
+
+    def python_version(self) -> Optional[str]:
+        """`X.Y` from `python:`, else from a conda file's `python=X.Y`, else None (the base image's)."""
+        return self.python or self._conda_python
+
+
+def read_requirements(path: Path, _seen: Optional[Set[Path]] = None) -> List[str]:
+    """Requirement lines of a pip requirements file: comments dropped, `-r` inlined, `-c` paths made absolute."""
+    seen = _seen if _seen is not None else set()
+    path = path.resolve()
+    if path in seen:
+        return []
+    seen.add(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    lines: List[str] = []
+    for lineno, line in _logical_lines(text):
+        include = re.fullmatch(r"(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)", line)
+        if include is None:
+            lines.append(line)
+            continue
+        option, target = include.groups()
+        full = (path.parent / target).resolve()
+        if not full.is_file():
+            raise ConfigError(f"{path}:{lineno}: {option} {target}: {full} does not exist")
+        if option in ("-r", "--requirement"):
+            lines.extend(read_requirements(full, seen))
+        else:
+            lines.append(f"-c {full}")
+    return lines
+
+
+def _logical_lines(text: str) -> List[Tuple[int, str]]:
+    """(first line number, line) with `\\` continuations joined, comments and blank lines removed."""
+    out: List[Tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        line = re.sub(r"(^|\s)#.*$", "", pending + raw).strip()
+        pending = ""
+        if line:
+            out.append((start, line))
+    return out
+
+
+class Resources(_Strict):
+    """CPU cores and memory the service gets (Azure ACI defaults: 0.1 core, 0.5 GB)."""
+
+    cpu: float = Field(0.1, gt=0)
+    memory_gb: float = Field(0.5, gt=0)
+
+
+class ProfileSpec(_Strict):
+    """How to load-test the service and size its resources."""
+
+    requests: Optional[Path] = None
+    duration_s: float = Field(20, gt=0)
+    max_concurrency: int = Field(32, ge=1)
+    latency_objective_ms: Optional[float] = Field(None, gt=0)
+    margin: float = Field(0.15, ge=0)
+    min_cpu: float = Field(0.1, gt=0)
+    min_memory_gb: float = Field(0.1, gt=0)
+
+    @field_validator("requests")
+    @classmethod
+    def _requests_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
+        return None if value is None else _resolve_path(value, info, "file")
+
+
+class Gates(_Strict):
+    """Limits a profiled service must meet; each is checked only when set."""
+
+    latency_p95_ms: Optional[float] = Field(None, gt=0)
+    latency_p99_ms: Optional[float] = Field(None, gt=0)
+    min_qps: Optional[float] = Field(None, ge=0)
+    max_error_rate: Optional[float] = Field(None, ge=0, le=1)
+    memory_gb: Optional[float] = Field(None, gt=0)
+    cpu: Optional[float] = Field(None, gt=0)
+
+
+class AuthSpec(_Strict):
+    """Key auth like Azure ML's: `Authorization: Bearer KEY`; two keys are generated when enabled without keys."""
+
+    enabled: bool = False
+    keys: List[str] = []
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_ok(cls, value: List[str]) -> List[str]:
+        for key in value:
+            if not re.fullmatch(r"[^\s,]+", key):
+                raise ValueError("a key must be non-empty, without spaces or commas")
+        return value
+
+    @model_validator(mode="after")
+    def _generate(self) -> "AuthSpec":
+        if self.enabled and not self.keys:
+            self.keys = [secrets.token_urlsafe(32), secrets.token_urlsafe(32)]
+        return self
+
+
+class Deployment(_Strict):
+    """One scoring service: its models, code, environment, resources and what it is tested against."""
+
+    name: str
+    inference_config: Optional[Path] = None
+    deployment_config: Optional[Path] = None
+    models: List[ModelSpec] = []
+    source_directory: Optional[Path] = Field(None, validate_default=True)
+    entry_script: str
+    environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
+    resources: Resources = Field(default_factory=Resources)
+    profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    gates: Gates = Field(default_factory=Gates)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    cors_origins: List[str] = []
+    scoring_timeout_ms: int = Field(60000, gt=0)
+    max_body_bytes: int = Field(10485760, gt=0)
+    workers: int = Field(1, ge=1)
+    health_timeout_s: float = Field(120, gt=0)
+    port: Optional[int] = Field(None, ge=1, le=65535)
+    base_image: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_azure_files(cls, data: Any, info: ValidationInfo) -> Any:
+        """Replace `inference_config` / `deployment_config` by the inline keys they stand for."""
+        if not isinstance(data, dict):
+            return data
+        ctx = info.context or {}
+        root = Path(ctx.get("root") or os.getcwd())
+        where = ctx.get("where") or f"deployments.{data.get('name', '?')}"
+        shown = ctx.get("shown") or CONFIG_FILENAME
+        from_defaults: Set[str] = set(ctx.get("from_defaults") or ())
+        data = dict(data)
+        for key, replaces, translate in (
+            ("inference_config", azure_config.INFERENCE_CONFIG_REPLACES, azure_config.translate_inference_config),
+            ("deployment_config", azure_config.DEPLOYMENT_CONFIG_REPLACES, azure_config.translate_deployment_config),
+        ):
+            raw = data.get(key)
+            if raw is None:
+                continue
+            if not isinstance(raw, str):
+                raise ConfigError(f"{shown}: {where}.{key}: expected a path to a JSON file, got {_show(raw)}")
+            mixed = [k for k in replaces if k in data and k not in from_defaults]
+            if mixed and key not in from_defaults:
+                raise ConfigError(
+                    f"{shown}: {where}: {key} replaces {', '.join(mixed)}; remove {'it' if len(mixed) == 1 else 'them'} or the {key}"
+                )
+            path = Path(os.path.normpath(root / Path(raw).expanduser()))
+            if not path.is_file():
+                raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
+            json_shown = _shown(path)
+            try:
+                translated = translate(path, json_shown)
+            except ValidationError as exc:
+                raise ConfigError(_format_errors(exc, json_shown, _azure_model(key))) from None
+            for name, value in translated.items():
+                if name in data and name not in from_defaults and name not in replaces:
+                    raise ConfigError(f"{shown}: {where}.{name}: also set by {key} {raw}; keep one")
+            for name in replaces:
+                data.pop(name, None)
+            data.update(translated)
+            data[key] = str(path)
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        return check_name(value, "deployment name")
+
+    @field_validator("inference_config", "deployment_config")
+    @classmethod
+    def _config_file(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
+        return None if value is None else _resolve_path(value, info, "file")
+
+    @field_validator("source_directory")
+    @classmethod
+    def _source_dir(cls, value: Optional[Path], info: ValidationInfo) -> Path:
+        root = Path((info.context or {}).get("root") or os.getcwd())
+        return root if value is None else _resolve_path(value, info, "dir")
+
+    @field_validator("entry_script")
+    @classmethod
+    def _entry_script(cls, value: str, info: ValidationInfo) -> str:
+        source = info.data.get("source_directory")
+        if source is None:  # source_directory itself failed; that error is reported
+            return value
+        full = _resolve_path(value, info, "file", base=source)
+        if not full.is_relative_to(source):
+            raise ValueError(f"{value} is outside source_directory {source}; move it in")
+        return full.relative_to(source).as_posix()
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, value: List[ModelSpec]) -> List[ModelSpec]:
+        names = [m.name for m in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model name {twice[0]!r} is used twice; give each model its own name")
+        return value
+
+    @property
+    def environment_variables(self) -> Dict[str, str]:
+        """The deployment's own environment variables for the service (`environment.variables`)."""
+        return dict(self.environment.variables)
+
+    @property
+    def entry_script_path(self) -> Path:
+        """The entry script as an absolute path."""
+        assert self.source_directory is not None
+        return self.source_directory / self.entry_script
+
+
+@dataclass
+class Project:
+    """A loaded `mldeploy.yaml`: where it is, where the registry lives, and its deployments."""
+
+    config_path: Path
+    root: Path
+    registry_dir: Path
+    base_image: str
+    deployments: Dict[str, Deployment] = field(default_factory=dict)
+
+    def deployment(self, name: str) -> Deployment:
+        """The deployment called `name`, or a `ConfigError` listing the ones there are."""
+        if name in self.deployments:
+            return self.deployments[name]
+        close = difflib.get_close_matches(name, list(self.deployments), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{_shown(self.config_path)}: deployments: no deployment {name!r}{hint}; "
+            f"there are: {', '.join(sorted(self.deployments)) or 'none'}"
+        )
+
+
+class _ProjectFile(_Strict):
+    deployments: Dict[str, Any]
+    registry: Optional[str] = None
+    base_image: Optional[str] = None
+    defaults: Dict[str, Any] = {}
+
+
+def find_config(start: Optional[Path] = None) -> Path:
+    """`mldeploy.yaml` in `start` (default: the working directory) or the nearest parent that has one."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"{CONFIG_FILENAME}: not found in {here} or any parent folder; create one (see docs/configuration.md) or pass its path"
+    )
+
+
+def load_project(path: Union[str, Path, None] = None) -> Project:
+    """Load and validate `mldeploy.yaml` (found upward from the working directory when `path` is None)."""
+    if path is None:
+        config = find_config()
+    else:
+        config = Path(path).expanduser().resolve()
+        if config.is_dir():
+            config = config / CONFIG_FILENAME
+        if not config.is_file():
+            raise ConfigError(f"{_shown(config)}: does not exist")
+    shown = _shown(config)
+    root = config.parent
+    data = _read_yaml(config, shown)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping with a 'deployments' key, got {_show(data)}")
+    try:
+        top = _ProjectFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, shown, _ProjectFile)) from None
+    if not top.deployments:
+        raise ConfigError(f"{shown}: deployments: empty; declare at least one deployment")
+    _check_keys(top.defaults, Deployment, shown, "defaults", exclude={"name"})
+    messages: List[str] = []
+    deployments: Dict[str, Deployment] = {}
+    for raw_name, raw in top.deployments.items():
+        name, where = str(raw_name), f"deployments.{raw_name}"
+        if isinstance(raw, dict) and "name" in raw:
+            messages.append(f"{shown}: {where}.name: unknown key (a deployment is named by its key under deployments)")
+            continue
+        merged, from_defaults = _merge_defaults(top.defaults, raw)
+        context = {"root": root, "shown": shown, "where": where, "from_defaults": from_defaults}
+        try:
+            payload = {**merged, "name": name} if isinstance(merged, dict) else merged
+            deployments[name] = Deployment.model_validate(payload, context=context)
+        except ValidationError as exc:
+            messages.append(_format_errors(exc, shown, Deployment, ("deployments", name)))
+    if messages:
+        raise ConfigError("\n".join(messages))
+    project_image = os.environ.get(BASE_IMAGE_ENV) or top.base_image or DEFAULT_BASE_IMAGE
+    for deployment in deployments.values():
+        deployment.base_image = os.environ.get(BASE_IMAGE_ENV) or deployment.base_image or project_image
+    registry = Path(os.path.normpath(root / Path(top.registry).expanduser())) if top.registry else root / DEFAULT_REGISTRY_DIRNAME
+    return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue
+            if duplicate and key != "<<":
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path, shown: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{shown}: {where}YAML syntax error: {problem}") from None
+
+
+def _merge_defaults(defaults: Dict[str, Any], raw: Any) -> Tuple[Any, Set[str]]:
+    """Deep-merge `defaults` under a deployment (the deployment wins; lists are replaced, not joined)."""
+    if not isinstance(raw, dict):
+        return (dict(defaults) if raw is None and defaults else raw), set(defaults) if raw is None else set()
+    return _deep_merge(defaults, raw), {k for k in defaults if k not in raw}
+
+
+def _deep_merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _shown(path: Path) -> str:
+    """A file as the user thinks of it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return str(value)
+
+
+def _azure_model(key: str) -> type:
+    return azure_config.InferenceConfigFile if key == "inference_config" else azure_config.DeploymentConfigFile
+
+
+_EXPECTED = {
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "path_type": "expected a path",
+}
+
+
+def _format_errors(exc: ValidationError, shown: str, model: type, prefix: Tuple[Any, ...] = ()) -> str:
+    """One `FILE: key.path: problem` line per pydantic error."""
+    lines: List[str] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind, ctx = err["type"], err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            problem = "unknown key" + _suggest(str(loc[-1]), _keys_at(model, loc[:-1]))
+        elif kind == "missing":
+            problem = "required key is missing"
+        elif kind in _EXPECTED:
+            problem = f"{_EXPECTED[kind]}, got {_show(err.get('input'))}"
+        elif kind == "greater_than":
+            problem = f"must be greater than {ctx.get('gt')}, got {_show(err.get('input'))}"
+        elif kind == "greater_than_equal":
+            problem = f"must be at least {ctx.get('ge')}, got {_show(err.get('input'))}"
+        elif kind in ("less_than_equal", "less_than"):
+            problem = f"must be at most {ctx.get('le', ctx.get('lt'))}, got {_show(err.get('input'))}"
+        elif kind == "value_error":
+            problem = str(ctx.get("error") or err["msg"])
+        else:
+            msg = err["msg"]
+            problem = msg[:1].lower() + msg[1:]
+        path = _loc_text(prefix + loc)
+        lines.append(f"{shown}: {path}: {problem}" if path else f"{shown}: {problem}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _loc_text(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _suggest(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of: {', '.join(sorted(known))})" if known else ""
+
+
+def _keys_at(model: Any, loc: Sequence[Any]) -> List[str]:
+    """The keys the pydantic model at `loc` (inside `model`) accepts, aliases as written in the file."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            by_key = {(f.alias or n): f for n, f in current.model_fields.items()}
+            if part not in by_key:
+                return []
+            current = by_key[part].annotation
+        elif get_origin(current) in (list, tuple, List) and isinstance(part, int):
+            current = get_args(current)[0]
+        elif get_origin(current) in (dict, Dict):
+            current = get_args(current)[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [(f.alias or n) for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the type that holds the keys."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is Union:
+            members = [a for a in get_args(tp) if a is not type(None)]
+            tp = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), members[0])
+        else:
+            return tp
+
+
+def _check_keys(data: Dict[str, Any], model: type, shown: str, where: str, exclude: Set[str]) -> None:
+    known = [k for k in _keys_at(model, ()) if k not in exclude]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise ConfigError(
+            "\n".join(f"{shown}: {where}.{k}: unknown key{_suggest(str(k), known)}" for k in unknown)
+        )
