@@ -1,0 +1,192 @@
+"""The text a person reads when a check fails: what was expected, what was sent, what came back.
+
+A report reads like a good pytest failure: the check and the problem first, then the minimal
+failing request (pretty JSON, truncated so a 10,000-row payload still fits a screen), the status,
+the headers that matter and the body received, the service's log tail and a `curl` line that
+replays the request.
+"""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import requests
+
+from pytest_mldeploy.checks.client import KEY_ENV_VAR, curl_for
+
+if TYPE_CHECKING:
+    from pytest_mldeploy.core.service import Service
+
+LOG_TAIL_LINES = 20
+MAX_BODY_LINES = 40
+MAX_ITEMS = 12
+MAX_STRING = 200
+MAX_RAW_BYTES = 600
+
+RELEVANT_HEADERS = (
+    "content-type",
+    "content-length",
+    "x-ms-run-function-failed",
+    "x-ms-run-fn-exec-ms",
+    "x-ms-request-id",
+    "x-request-id",
+    "retry-after",
+    "www-authenticate",
+)
+
+
+def _truncate_value(value: Any) -> Any:
+    """A copy of a JSON value with long arrays, objects and strings cut, marking what was cut."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STRING else value[:MAX_STRING] + f"... ({len(value) - MAX_STRING} more chars)"
+    if isinstance(value, list):
+        head = [_truncate_value(v) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            head.append(_Elided(len(value) - MAX_ITEMS, "items"))
+        return head
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {k: _truncate_value(v) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out["..."] = _Elided(len(items) - MAX_ITEMS, "keys")
+        return out
+    return value
+
+
+class _Elided:
+    def __init__(self, count: int, what: str) -> None:
+        self.text = f"... ({count} more {what})"
+
+
+def _render(value: Any, indent: int = 0) -> str:
+    """Pretty JSON that keeps arrays of scalars on one line, so a matrix reads as rows."""
+    pad = "  " * indent
+    if isinstance(value, _Elided):
+        return value.text
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        if all(not isinstance(v, (list, dict)) for v in value):
+            return "[" + ", ".join(_render(v) for v in value) + "]"
+        inner = ",\n".join("  " * (indent + 1) + _render(v, indent + 1) for v in value)
+        return "[\n" + inner + "\n" + pad + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = ",\n".join(
+            "  " * (indent + 1) + json.dumps(k) + ": " + _render(v, indent + 1) for k, v in value.items()
+        )
+        return "{\n" + inner + "\n" + pad + "}"
+    return json.dumps(value, allow_nan=True)
+
+
+def pretty_json(value: Any) -> str:
+    """`value` as indented JSON, truncated to a readable size (cut parts say how much was cut)."""
+    lines = _render(_truncate_value(value)).splitlines()
+    if len(lines) > MAX_BODY_LINES:
+        lines = lines[:MAX_BODY_LINES] + [f"... ({len(lines) - MAX_BODY_LINES} more lines)"]
+    return "\n".join(lines)
+
+
+def pretty_body(body: Optional[bytes]) -> str:
+    """A request or response body for a report: pretty JSON when it parses, else the raw bytes cut short."""
+    if body is None:
+        return "(no body)"
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not body:
+        return "(empty body)"
+    try:
+        return pretty_json(json.loads(body))
+    except (ValueError, RecursionError):
+        pass
+    shown = body[:MAX_RAW_BYTES]
+    try:
+        text = shown.decode("utf-8")
+    except UnicodeDecodeError:
+        text = repr(shown)
+    if len(body) > MAX_RAW_BYTES:
+        text += f"... ({len(body) - MAX_RAW_BYTES} more bytes, {len(body)} in all)"
+    return text
+
+
+def describe_request(request: requests.PreparedRequest) -> str:
+    """The method, URL and (pretty) body of a request."""
+    body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
+    content_type = request.headers.get("Content-Type")
+    head = f"{request.method} {request.url}" + (f"  (Content-Type: {content_type})" if content_type else "")
+    return head + "\n" + pretty_body(body)
+
+
+def describe_response(response: requests.Response) -> str:
+    """The status line, the headers worth reading and the (pretty) body of a response."""
+    lines = [f"{response.status_code} {response.reason or ''}".rstrip()]
+    for name in RELEVANT_HEADERS:
+        if name in response.headers:
+            lines.append(f"{name}: {response.headers[name]}")
+    lines.append(pretty_body(response.content))
+    return "\n".join(lines)
+
+
+def service_log_tail(service: Optional["Service"], lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of the service log, or why they could not be read."""
+    if service is None:
+        return "(no service)"
+    try:
+        logs = service.logs(tail=lines)
+    except Exception as exc:  # a dead container or process must not hide the check's own failure
+        return f"(could not read the service log: {exc})"
+    if isinstance(logs, bytes):
+        logs = logs.decode("utf-8", "replace")
+    if isinstance(logs, (list, tuple)):
+        logs = "\n".join(str(line).rstrip("\n") for line in logs)
+    text = "\n".join(str(logs).splitlines()[-lines:])
+    return text or "(the service log is empty)"
+
+
+def _section(title: str, text: str) -> str:
+    return f"{title}:\n{textwrap.indent(text, '    ', lambda _line: True)}"
+
+
+def failure_report(
+    check: str,
+    problem: str,
+    expected: str,
+    *,
+    request: Optional[requests.PreparedRequest] = None,
+    response: Optional[requests.Response] = None,
+    error: Optional[BaseException] = None,
+    service: Optional["Service"] = None,
+    body_dir: Optional[Path] = None,
+    request_title: str = "minimal failing request",
+    notes: Optional[list[str]] = None,
+) -> str:
+    """The report of a failed check.
+
+    `request` defaults to the one `response` (or a `requests` exception in `error`) carries;
+    `service` provides the log tail; `body_dir` is where a large or binary body for the `curl`
+    line is written.
+    """
+    if request is None and response is not None:
+        request = response.request
+    if request is None and error is not None:
+        request = getattr(error, "request", None)
+    sections = [f"[{check}] {problem}", f"expected: {expected}"]
+    if request is not None:
+        sections.append(_section(request_title, describe_request(request)))
+    if response is not None:
+        sections.append(_section("received", describe_response(response)))
+    elif error is not None:
+        sections.append(_section("received no response", f"{type(error).__name__}: {error}"))
+    for note in notes or ():
+        sections.append(note)
+    if service is not None:
+        sections.append(_section(f"service log (last {LOG_TAIL_LINES} lines)", service_log_tail(service)))
+    if request is not None:
+        curl = curl_for(request, body_dir)
+        if "Authorization" in request.headers:
+            curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
+        sections.append(_section("reproduce with", curl))
+    return "\n\n".join(sections)
