@@ -208,7 +208,8 @@ class DockerTarget(Target):
         if keys:
             env[AUTH_KEYS_ENV] = ",".join(keys)
         container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
-        container, testcontainer = self._start(built.tag, container_name, env, port, options, keep)
+        host_port = port or getattr(deployment, "port", None)
+        container, testcontainer = self._start(built.tag, container_name, env, host_port, options, keep)
         service = DockerService(
             service_name,
             _base_url(container),

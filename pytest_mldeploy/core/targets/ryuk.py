@@ -51,7 +51,8 @@ def _pull_within(image: str, timeout: float) -> Optional[str]:
             finally:
                 client.close()
         except Exception as exc:
-            outcome["error"] = str(exc).splitlines()[0][:200]
+            detail = getattr(exc, "explanation", None) or str(exc)
+            outcome["error"] = "pull failed: " + str(detail).strip().splitlines()[0][:160]
 
     worker = threading.Thread(target=pull, name="mldeploy-ryuk-pull", daemon=True)
     worker.start()
@@ -85,7 +86,7 @@ def configure_ryuk(client: Any, notice: Optional[Callable[[str], None]] = None) 
         _decided = False
         if notice is not None:
             notice(
-                f"mldeploy: Ryuk ({image}) is not available here ({error}); testcontainers' reaper is off, "
+                f"mldeploy: Ryuk ({image}) is not available locally ({error}); testcontainers' reaper is off, "
                 "containers are removed by pytest-mldeploy's run cleanup and stale-owner sweep instead"
             )
         return _decided
