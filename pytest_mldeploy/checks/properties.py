@@ -69,17 +69,21 @@ def _bound(node: Any) -> Any:
             out[key] = _bound(value)
     types = _types(node)
     if "array" in types or "items" in node:
-        floor = int(node.get("minItems", 0))
-        out["maxItems"] = min(int(node.get("maxItems", MAX_ITEMS)), max(MAX_ITEMS, floor))
+        out["maxItems"] = _capped(node.get("maxItems"), int(node.get("minItems", 0)), MAX_ITEMS)
     if "string" in types:
-        floor = int(node.get("minLength", 0))
-        out["maxLength"] = min(int(node.get("maxLength", MAX_LENGTH)), max(MAX_LENGTH, floor))
+        out["maxLength"] = _capped(node.get("maxLength"), int(node.get("minLength", 0)), MAX_LENGTH)
     if types & {"number", "integer"}:
         if "minimum" not in node:
             out["minimum"] = -NUMBER_BOUND
         if "maximum" not in node:
             out["maximum"] = NUMBER_BOUND
     return out
+
+
+def _capped(declared: Any, floor: int, cap: int) -> int:
+    """The size limit to generate with: `cap`, but never below the declared minimum nor above the declared maximum."""
+    limit = max(cap, floor)
+    return limit if declared is None else min(int(declared), limit)
 
 
 def generation_schema(schema: dict) -> dict:
