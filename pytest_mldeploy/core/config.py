@@ -17,6 +17,7 @@ from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, U
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -62,6 +63,17 @@ def _scalar_to_str(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
+def _check_variable_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError("not a valid environment variable name (letters, digits and '_', not starting with a digit)")
+    if name in RESERVED_VARIABLES:
+        raise ValueError(f"set by mldeploy from {RESERVED_VARIABLES[name]}; set that instead")
+    return name
+
+
+VariableName = Annotated[str, AfterValidator(_check_variable_name)]
 
 
 def check_name(value: str, what: str) -> str:
@@ -133,7 +145,7 @@ class EnvironmentSpec(_Strict):
     requirements_file: Optional[Path] = Field(None, alias="requirements")
     conda_file: Optional[Path] = None
     python: Optional[str] = None
-    variables: Dict[str, Text] = {}
+    variables: Dict[VariableName, Text] = {}
     _lines: List[str] = PrivateAttr(default_factory=list)
     _conda_python: Optional[str] = PrivateAttr(default=None)
 
@@ -146,19 +158,9 @@ class EnvironmentSpec(_Strict):
     @classmethod
     def _python_version(cls, value: Any) -> Any:
         if isinstance(value, float):
-            raise ValueError(f'write the version in quotes, e.g. "3.11" (YAML reads {value} as a number)')
+            raise ValueError(f'write the version in quotes, e.g. "3.11": YAML reads it as a number (here {value})')
         if isinstance(value, str) and not re.fullmatch(r"\d+\.\d+", value):
             raise ValueError(f'{value!r} is not a Python version like "3.11"')
-        return value
-
-    @field_validator("variables")
-    @classmethod
-    def _variable_names(cls, value: Dict[str, str]) -> Dict[str, str]:
-        for name in value:
-            if not _ENV_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a valid environment variable name")
-            if name in RESERVED_VARIABLES:
-                raise ValueError(f"{name} is set by mldeploy from {RESERVED_VARIABLES[name]}; set that instead")
         return value
 
     @model_validator(mode="after")
@@ -553,6 +555,8 @@ def _show(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -590,11 +594,11 @@ def _format_errors(exc: ValidationError, shown: str, model: type, prefix: Tuple[
         elif kind in _EXPECTED:
             problem = f"{_EXPECTED[kind]}, got {_show(err.get('input'))}"
         elif kind == "greater_than":
-            problem = f"must be greater than {ctx.get('gt')}, got {_show(err.get('input'))}"
+            problem = f"must be greater than {_show(ctx.get('gt'))}, got {_show(err.get('input'))}"
         elif kind == "greater_than_equal":
-            problem = f"must be at least {ctx.get('ge')}, got {_show(err.get('input'))}"
+            problem = f"must be at least {_show(ctx.get('ge'))}, got {_show(err.get('input'))}"
         elif kind in ("less_than_equal", "less_than"):
-            problem = f"must be at most {ctx.get('le', ctx.get('lt'))}, got {_show(err.get('input'))}"
+            problem = f"must be at most {_show(ctx.get('le', ctx.get('lt')))}, got {_show(err.get('input'))}"
         elif kind == "value_error":
             problem = str(ctx.get("error") or err["msg"])
         else:
@@ -608,6 +612,8 @@ def _format_errors(exc: ValidationError, shown: str, model: type, prefix: Tuple[
 def _loc_text(loc: Sequence[Any]) -> str:
     text = ""
     for part in loc:
+        if part == "[key]":
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
