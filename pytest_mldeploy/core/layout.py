@@ -1,0 +1,229 @@
+"""Lay out a deployment the way an Azure ML image does, and name it for the scoring server.
+
+    APP_ROOT/azureml-models/NAME/VERSION/<registered file or folder>
+    APP_ROOT/<basename of source_directory>/...   (a filtered copy of the source directory)
+
+Model files are hard-linked from the registry store when the file system allows (they are
+read-only there), copied otherwise. Walks are sorted so the same inputs give the same tree.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from pytest_mldeploy.errors import BuildError
+
+if TYPE_CHECKING:
+    from pytest_mldeploy.core.config import Deployment
+    from pytest_mldeploy.core.registry import Registry, RegisteredModel
+
+MODELS_DIRNAME = "azureml-models"
+# Never copied from the source directory, whatever the ignore files say.
+ALWAYS_IGNORED = (".git", "__pycache__", "*.pyc", ".mldeploy*")
+IGNORE_FILES = (".amlignore", ".gitignore")
+
+
+class ServerEnv(Dict[str, str]):
+    """The scoring server's environment variables; `server_env()` returns a copy, like `AppLayout.server_env()`."""
+
+    def server_env(self) -> Dict[str, str]:
+        return dict(self)
+
+
+@dataclass
+class AppLayout:
+    """Where `lay_out_app` put things, and the environment that tells the scoring server."""
+
+    app_root: Path
+    source_dir: Path
+    entry_script: Path
+    model_dir: Path
+    service_name: str = ""
+    settings: Dict[str, str] = field(default_factory=dict)
+    models: List["RegisteredModel"] = field(default_factory=list)
+
+    def server_env(self) -> Dict[str, str]:
+        """`AML_APP_ROOT`, `AZUREML_*`, service settings and the deployment's own variables, for this layout."""
+        return self._env(str(self.app_root))
+
+    def relocated(self, new_root: str) -> ServerEnv:
+        """`server_env()` for the same layout mounted at `new_root` (e.g. `/var/azureml-app` in an image)."""
+        return self._env(new_root)
+
+    def _env(self, root: str) -> ServerEnv:
+        base: Union[Path, PurePosixPath] = Path(root) if root == str(self.app_root) else PurePosixPath(root)
+        env = ServerEnv(self.settings)
+        env.update(
+            {
+                "AML_APP_ROOT": str(base),
+                "AZUREML_SOURCE_DIRECTORY": self.source_dir.name,
+                "AZUREML_ENTRY_SCRIPT": self.entry_script.relative_to(self.source_dir).as_posix(),
+                "AZUREML_MODEL_DIR": str(base / self.model_dir.relative_to(self.app_root).as_posix()),
+            }
+        )
+        return env
+
+
+def lay_out_app(
+    deployment: "Deployment", models: Sequence["RegisteredModel"], registry: "Registry", app_root: Union[str, Path]
+) -> AppLayout:
+    """Copy the source directory and link the registered models into `app_root` (which must be new or empty)."""
+    root = Path(app_root).absolute()
+    if root.exists() and any(root.iterdir()):
+        raise BuildError(f"app layout folder {root} is not empty; give a new or empty folder")
+    source = Path(deployment.source_directory or ".").absolute()
+    if source.name == MODELS_DIRNAME:
+        raise BuildError(f"deployment {deployment.name}: source_directory may not be named {MODELS_DIRNAME}; rename it")
+    root.mkdir(parents=True, exist_ok=True)
+
+    models_root = root / MODELS_DIRNAME
+    models_root.mkdir()
+    stored = [_place_model(model, registry, models_root) for model in models]
+    model_dir = models_root / stored[0].name / str(stored[0].version) if len(stored) == 1 else models_root
+
+    rules = _ignore_rules(source)
+    skip_dirs = {registry.root.absolute(), root}
+    skip_dirs |= {Path(os.path.realpath(d)) for d in skip_dirs}
+    copied_source = root / source.name
+    _copy_source(source, copied_source, rules, skip_dirs)
+    entry = copied_source / deployment.entry_script
+    if not entry.is_file():
+        raise BuildError(
+            f"deployment {deployment.name}: entry_script {deployment.entry_script} was not copied: "
+            f"an ignore rule in {source} ({', '.join(IGNORE_FILES)} or {', '.join(ALWAYS_IGNORED)}) excludes it"
+        )
+    return AppLayout(
+        app_root=root,
+        source_dir=copied_source,
+        entry_script=entry,
+        model_dir=model_dir,
+        service_name=deployment.name,
+        settings=_settings(deployment),
+        models=stored,
+    )
+
+
+def _settings(deployment: "Deployment") -> Dict[str, str]:
+    """The server settings a deployment chooses (everything but the paths)."""
+    env = dict(deployment.environment.variables)
+    env.update(
+        {
+            "SERVICE_NAME": deployment.name,
+            "SCORING_TIMEOUT_MS": str(deployment.scoring_timeout_ms),
+            "CORS_ORIGINS": ",".join(deployment.cors_origins),
+            "WORKER_COUNT": str(deployment.workers),
+            "MLDEPLOY_MAX_BODY_BYTES": str(deployment.max_body_bytes),
+        }
+    )
+    if deployment.auth.enabled and deployment.auth.keys:
+        env["MLDEPLOY_AUTH_KEYS"] = ",".join(deployment.auth.keys)
+    return env
+
+
+def _place_model(model: "RegisteredModel", registry: "Registry", models_root: Path) -> "RegisteredModel":
+    """Link (or copy) one registered model to azureml-models/NAME/VERSION/<filename>."""
+    current = registry.get(model.name, model.version)
+    if current.sha256 != model.sha256:
+        raise BuildError(
+            f"model {model.id} in {registry.root} has other content than the one given "
+            f"({current.sha256[:12]}… vs {model.sha256[:12]}…); register the deployment's models again"
+        )
+    if not current.path.exists():
+        raise BuildError(f"model {model.id}: its content {current.path} is missing from the registry; register it again")
+    target = models_root / current.name / str(current.version) / current.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not current.is_dir:
+        _link_or_copy(current.path, target)
+        return current
+    for folder, dirs, files in os.walk(current.path):
+        dirs.sort()
+        rel = Path(folder).relative_to(current.path)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        for name in sorted(files):
+            _link_or_copy(Path(folder) / name, target / rel / name)
+    return current
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+Rule = Tuple[str, bool, bool, bool]  # (pattern, negated, directories only, anchored to the source root)
+
+
+def _ignore_rules(source: Path) -> List[Rule]:
+    """Rules from `.amlignore`, else `.gitignore`, in the source directory (later rules win, `!` re-includes)."""
+    rules: List[Rule] = [(pattern, False, False, False) for pattern in ALWAYS_IGNORED]
+    for name in IGNORE_FILES:
+        path = source / name
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                rule = _parse_rule(line)
+                if rule is not None:
+                    rules.append(rule)
+            break
+    return rules
+
+
+def _parse_rule(line: str) -> Optional[Rule]:
+    text = line.rstrip("\n").strip()
+    if not text or text.startswith("#"):
+        return None
+    negated = text.startswith("!")
+    text = text[1:] if negated else text
+    dir_only = text.endswith("/")
+    text = text.rstrip("/")
+    if text.startswith("**/"):
+        text = text[3:]
+    anchored = "/" in text
+    text = text.lstrip("/")
+    return (text, negated, dir_only, anchored) if text else None
+
+
+def _ignored(rel: str, is_dir: bool, rules: Sequence[Rule]) -> bool:
+    verdict = False
+    name = rel.rsplit("/", 1)[-1]
+    for pattern, negated, dir_only, anchored in rules:
+        if dir_only and not is_dir:
+            continue
+        if fnmatch.fnmatchcase(rel if anchored else name, pattern):
+            verdict = not negated
+    return verdict
+
+
+def _copy_source(source: Path, target: Path, rules: Sequence[Rule], skip_dirs: Set[Path]) -> None:
+    """Copy `source` to `target`, sorted, following symlinks once, leaving out ignored entries."""
+    target.mkdir(parents=True, exist_ok=True)
+    seen: Set[str] = set()
+    for folder, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop
+            dirs[:] = []
+            continue
+        seen.add(real)
+        here = Path(folder)
+        rel_folder = here.relative_to(source)
+        kept = []
+        for name in sorted(dirs):
+            rel = (rel_folder / name).as_posix()
+            full = (here / name).absolute()
+            if _ignored(rel, True, rules) or full in skip_dirs or Path(os.path.realpath(full)) in skip_dirs:
+                continue
+            kept.append(name)
+            (target / rel).mkdir(parents=True, exist_ok=True)
+        dirs[:] = kept
+        for name in sorted(files):
+            rel = (rel_folder / name).as_posix()
+            if _ignored(rel, False, rules):
+                continue
+            src = here / name
+            if not src.exists():  # a dangling symlink
+                continue
+            shutil.copy2(src, target / rel)
