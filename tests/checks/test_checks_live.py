@@ -1,0 +1,151 @@
+"""Each built-in check against a real scoring server: passing on the example, failing with a useful report on broken scripts."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+
+import pytest
+
+from pytest_mldeploy.checks import BUILTIN_CHECKS
+from pytest_mldeploy.checks.base import Outcome
+from pytest_mldeploy.checks.health import check_health
+from pytest_mldeploy.checks.properties import check_properties
+from pytest_mldeploy.checks.robustness import check_robustness
+from pytest_mldeploy.checks.samples import check_samples
+from pytest_mldeploy.checks.schema import check_swagger
+
+from .conftest import EXAMPLE, EXAMPLES, PROJECTS
+
+pytestmark = pytest.mark.slow
+
+
+def _request_in(report: str, title: str = "minimal failing request") -> dict:
+    """The JSON request body a report shows under `title`."""
+    section = report.split(f"{title}:\n", 1)[1].split("\n\n", 1)[0]
+    body = "\n".join(line[4:] for line in section.splitlines()[1:])
+    return json.loads(body)
+
+
+def _curl_line(report: str) -> list[str]:
+    line = next(line.strip() for line in report.splitlines() if line.strip().startswith("curl "))
+    return shlex.split(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# The example project passes everything
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_builtin_check_passes_on_the_example(live_context):
+    ctx = live_context(EXAMPLE)
+    results = {name: check(ctx) for name, check in BUILTIN_CHECKS.items()}
+    for name, result in results.items():
+        assert result.outcome is Outcome.PASSED, f"{name}: {result.summary}\n{result.report}"
+    assert results["properties"].figures["requests"] >= EXAMPLES
+    assert results["properties"].figures["examples_per_s"] > 0
+    assert results["robustness"].figures["requests"] > 10 and not results["robustness"].warnings
+    assert "all 10 requests" in results["samples"].summary
+    assert "matching ServiceOutput" in results["swagger"].summary
+
+
+def test_health_fails_with_the_log_when_the_server_died(live_context):
+    ctx = live_context(PROJECTS / "broken-raises", fresh=True)
+    os.killpg(ctx.service.pid, signal.SIGKILL)
+    ctx.service.process.wait()
+    result = check_health(ctx)
+    assert result.outcome is Outcome.FAILED
+    assert "got no answer" in result.summary and "Failed" in result.summary
+    assert "service log (last 20 lines)" in result.report
+    assert "reproduce with" in result.report and "-X GET" in result.report
+
+
+# ---------------------------------------------------------------------------------------------
+# Broken scripts fail the check that should catch them, with the evidence
+# ---------------------------------------------------------------------------------------------
+
+
+def test_properties_shrinks_a_500_to_the_minimal_request(live_context):
+    ctx = live_context(PROJECTS / "broken-raises", fresh=True)
+    result = check_properties(ctx)
+    assert result.outcome is Outcome.FAILED, result.summary
+    assert "answered 500 for a request ServiceInput accepts" in result.summary
+    request = _request_in(result.report)
+    rows = request["data"]
+    assert len(rows) == 1 and len(rows[0]) == 10
+    assert sum(1 for v in rows[0] if v > 1e6) == 1 and sum(1 for v in rows[0] if v != 0) == 1
+    assert "received:\n    500" in result.report
+    assert "beyond the range the model was trained on" in result.report  # from the service log tail
+    argv = _curl_line(result.report)
+    assert argv[argv.index("-X") + 1] == "POST" and argv[argv.index("-X") + 2] == ctx.client.scoring_url
+    assert json.loads(argv[argv.index("--data-binary") + 1]) == request
+    assert result.figures["requests"] > 1
+    # The service still answers its example and bad requests: only properties catches this bug.
+    assert check_swagger(ctx).outcome is Outcome.PASSED
+    assert check_samples(ctx).outcome is Outcome.PASSED
+
+
+def test_output_not_matching_serviceoutput_fails_swagger_properties_and_samples(live_context):
+    ctx = live_context(PROJECTS / "broken-output")
+    swagger = check_swagger(ctx)
+    assert swagger.outcome is Outcome.FAILED
+    assert "does not match ServiceOutput" in swagger.summary
+    assert "example request (definitions.ServiceInput.example)" in swagger.report
+    assert '"predictions"' in swagger.report
+
+    properties = check_properties(ctx)
+    assert properties.outcome is Outcome.FAILED and "does not match ServiceOutput" in properties.summary
+    minimal = _request_in(properties.report)
+    assert minimal == {"data": [[0.0] * 10]}
+
+    samples = check_samples(ctx)
+    assert samples.outcome is Outcome.FAILED
+    assert samples.summary.startswith("sample_requests.txt line 1:") and "(3 of 3 failed)" in samples.summary
+    assert "- line 2:" in samples.report and "- line 3:" in samples.report
+
+
+def test_nan_in_the_answer_is_not_json(live_context):
+    ctx = live_context(PROJECTS / "broken-nan")
+    swagger = check_swagger(ctx)
+    assert swagger.outcome is Outcome.FAILED
+    assert "not valid JSON" in swagger.summary and "NaN" in swagger.summary
+    assert "received:\n    200" in swagger.report and "NaN" in swagger.report
+    properties = check_properties(ctx)
+    assert properties.outcome is Outcome.FAILED and "NaN" in properties.summary
+    assert check_samples(ctx).outcome is Outcome.FAILED
+
+
+def test_free_form_script_skips_what_needs_a_schema_and_warns_on_5xx(live_context):
+    ctx = live_context(PROJECTS / "broken-rawjson")
+    swagger = check_swagger(ctx)
+    assert swagger.outcome is Outcome.PASSED and "example request skipped" in swagger.summary
+    assert "free-form" in swagger.summary
+
+    properties = check_properties(ctx)
+    assert properties.outcome is Outcome.SKIPPED and "no input schema" in properties.summary
+
+    robustness = check_robustness(ctx)
+    assert robustness.outcome is Outcome.PASSED, robustness.report
+    assert any(w.startswith("not JSON: answered 500") for w in robustness.warnings), robustness.warnings
+    assert any(w.startswith("empty body: answered 500") for w in robustness.warnings)
+    assert check_samples(ctx).outcome is Outcome.PASSED
+
+
+def test_a_request_that_kills_the_server_fails_robustness(live_context):
+    ctx = live_context(PROJECTS / "broken-crash")
+    result = check_robustness(ctx)
+    assert result.outcome is Outcome.FAILED
+    assert "stopped answering GET /" in result.summary
+    assert "received no response" in result.report
+    assert "unparseable request: exiting" in result.report  # the service's own last words
+    assert "curl " in result.report
+
+
+def test_samples_skips_without_a_requests_file(live_context):
+    ctx = live_context(EXAMPLE)
+    deployment = ctx.deployment.model_copy(update={"profile": ctx.deployment.profile.model_copy(update={"requests": None})})
+    ctx.deployment = deployment
+    result = check_samples(ctx)
+    assert result.outcome is Outcome.SKIPPED and "profile.requests" in result.summary

@@ -1,0 +1,22 @@
+"""Broken on purpose: run() wraps its predictions in a dict, but ServiceOutput declares an array."""
+import os
+
+import joblib
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "sklearn_regression_model.pkl"))
+
+
+input_sample = np.array([[0.1, 1.2, 2.3, 3.4, 4.5, 5.6, 6.7, 7.8, 8.9, 9.0]])
+output_sample = np.array([4429.929236457418])
+
+
+@input_schema("data", NumpyParameterType(input_sample))
+@output_schema(NumpyParameterType(output_sample))
+def run(data):
+    return {"predictions": model.predict(data).tolist()}
