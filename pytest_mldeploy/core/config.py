@@ -163,6 +163,18 @@ class EnvironmentSpec(_Strict):
             raise ValueError(f'{value!r} is not a Python version like "3.11"')
         return value
 
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _no_boolean_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if isinstance(name, bool):
+                    raise ValueError(
+                        f"a variable name was read as the boolean {_show(name)}: YAML takes unquoted "
+                        "ON/OFF/YES/NO/TRUE/FALSE as booleans; quote the name"
+                    )
+        return value
+
     @model_validator(mode="after")
     def _read_files(self) -> "EnvironmentSpec":
         """Read the requirements now so a broken file fails at load time, not at build time."""
