@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import BuildError
 from .base_image import manylinux_platforms
@@ -156,6 +156,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def wheel_pins(wheelhouse: Path) -> list[str]:
+    """`name==version` for every wheel in `wheelhouse`, sorted: the resolved set as requirements."""
+    pins = set()
+    for wheel in wheelhouse.glob("*.whl"):
+        name, version, _build, _tags = parse_wheel_filename(wheel.name)
+        pins.add(f"{name}=={version}")
+    return sorted(pins)
+
+
 def wheelhouse_digest(wheelhouse: Path) -> str:
     """A sha256 over the wheelhouse's wheel names and contents (from its manifest when present)."""
     manifest = wheelhouse / "manifest.json"
@@ -176,7 +185,8 @@ def ensure_wheelhouse(
 
     Resolved on the host with `pip download --only-binary=:all:` for the target platform;
     sdist-only packages are built with `pip wheel` when the host Python matches the target.
-    Cached under `cache_dir/HASH`; built in a temporary directory and renamed into place.
+    Cached under `cache_dir/HASH` (wheels, `requirements.in` as asked, `requirements.txt` with
+    the resolved pins, `manifest.json`); built in a temporary directory and renamed into place.
     Raises `BuildError` naming the requirement pip could not satisfy and pip's message.
     """
     merged = merge_requirements(requirements)
@@ -194,8 +204,11 @@ def ensure_wheelhouse(
         try:
             _resolve_into(tmp, merged, python_version, platforms)
             wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
+            pins = wheel_pins(tmp)
+            # What the image installs: exactly the resolved set, offline.
+            (tmp / "requirements.txt").write_text("\n".join(pins) + "\n")
             manifest = {"hash": key, "python_version": python_version, "platforms": platforms,
-                        "requirements": merged, "wheels": wheels}
+                        "requirements": merged, "pins": pins, "wheels": wheels}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if final.exists():  # a half-written directory from an older version: replace it
                 shutil.rmtree(final)
@@ -206,10 +219,10 @@ def ensure_wheelhouse(
 
 
 def _resolve_into(directory: Path, requirements: list[str], python_version: str, platforms: list[str]) -> None:
-    (directory / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    (directory / "requirements.in").write_text("\n".join(requirements) + "\n")
     abi = "cp" + python_version.replace(".", "")
     args = ["download", "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-            "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(directory), "-r", "requirements.txt"]
+            "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(directory), "-r", "requirements.in"]
     for tag in platforms:
         args += ["--platform", tag]
     download = _pip(args, cwd=directory)
@@ -218,7 +231,7 @@ def _resolve_into(directory: Path, requirements: list[str], python_version: str,
     host = "%d.%d" % sys.version_info[:2]
     if host == python_version:
         # Some requirement has no wheel for the target: build the wheels on the host instead.
-        wheel = _pip(["wheel", "--prefer-binary", "-w", str(directory), "-r", "requirements.txt"], cwd=directory)
+        wheel = _pip(["wheel", "--prefer-binary", "-w", str(directory), "-r", "requirements.in"], cwd=directory)
         if wheel.returncode == 0:
             return
         log = _tail(wheel)

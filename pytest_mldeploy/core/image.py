@@ -1,0 +1,362 @@
+"""Content-addressed service images (Azure ML's `Model.package`), built offline.
+
+`write_build_context` assembles everything a plain `docker build` needs: the Dockerfile, the
+wheelhouse resolved on the host, the registered models and the source in the Azure ML layout,
+and the scoring server. `build_image` hashes every input into the tag
+`mldeploy/<deployment>:<hash[:16]>`; when that tag exists it is reused without calling Docker's
+build at all, otherwise the context is built with the classic builder. File times and modes are
+normalised so the same inputs give the same layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+from .. import __version__
+from ..errors import BuildError
+from . import dockerfile as df
+from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
+from .environment import ensure_wheelhouse, server_files, wheelhouse_digest
+
+Progress = Optional[Callable[[str], None]]
+IMAGE_REPOSITORY_PREFIX = "mldeploy/"
+_MODELS_DIR = "azureml-models"
+_SKIP_NAMES = {"__pycache__", ".git", ".mldeploy", ".pytest_cache", ".mypy_cache"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+_LOG_TAIL = 25
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A service image in the local engine and how it came to be."""
+
+    tag: str
+    id: str
+    reused: bool
+    inputs_hash: str
+    build_seconds: float
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A written build context: where it is, its inputs hash and the tag it builds."""
+
+    path: Path
+    inputs_hash: str
+    tag: str
+    base: BaseImage
+
+
+def image_repository(deployment_name: str) -> str:
+    """`mldeploy/<name>` with the name made a valid Docker repository component."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", deployment_name.lower()).strip("._-") or "deployment"
+    return IMAGE_REPOSITORY_PREFIX + name
+
+
+def image_tag(deployment_name: str, inputs_hash: str) -> str:
+    """The tag of a service image: `mldeploy/<deployment>:<first 16 hex of the inputs hash>`."""
+    return f"{image_repository(deployment_name)}:{inputs_hash[:16]}"
+
+
+def resolve_base_tag(deployment, project, base_image: Optional[str] = None) -> str:
+    """Which base image to use: the argument, else MLDEPLOY_BASE_IMAGE, else the deployment's, else the project's."""
+    return (
+        base_image
+        or os.environ.get("MLDEPLOY_BASE_IMAGE")
+        or getattr(deployment, "base_image", None)
+        or getattr(project, "base_image", None)
+        or DEFAULT_BASE_IMAGE
+    )
+
+
+def _skipped(path: Path) -> bool:
+    return path.name in _SKIP_NAMES or path.suffix in _SKIP_SUFFIXES
+
+
+def tree_digest(root: Path) -> str:
+    """A sha256 over every file under `root`: relative path, executable bit, content (symlinks: target)."""
+    digest = hashlib.sha256()
+    if not root.exists():
+        return digest.hexdigest()
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            digest.update(f"L {rel} {os.readlink(path)}\n".encode())
+        elif path.is_file():
+            executable = "x" if os.stat(path).st_mode & stat.S_IXUSR else "-"
+            digest.update(f"F {rel} {executable} {_file_sha256(path)}\n".encode())
+        elif path.is_dir():
+            digest.update(f"D {rel}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inputs_hash(base_image_id: str, wheels_digest: str, parts: Mapping[str, str], dockerfile_text: str) -> str:
+    """The content hash of an image: base image id, wheelhouse, each context part, the Dockerfile."""
+    payload = {
+        "base": base_image_id,
+        "wheels": wheels_digest,
+        "parts": dict(sorted(parts.items())),
+        "dockerfile": hashlib.sha256(dockerfile_text.encode()).hexdigest(),
+        "template": df.TEMPLATE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def normalise_tree(root: Path, epoch: Optional[int] = None) -> None:
+    """Set every mtime under `root` to SOURCE_DATE_EPOCH and modes to 0644/0755 (dirs, executables)."""
+    epoch = source_date_epoch() if epoch is None else epoch
+    for path in [*root.rglob("*"), root]:
+        if path.is_symlink():
+            os.utime(path, (epoch, epoch), follow_symlinks=False)
+            continue
+        mode = os.stat(path).st_mode
+        os.chmod(path, 0o755 if path.is_dir() or mode & stat.S_IXUSR else 0o644)
+        os.utime(path, (epoch, epoch))
+
+
+def _copy_filtered(src: Path, dst: Path) -> None:
+    """Copy a tree without caches and VCS folders; hard links where the filesystem allows."""
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(_skipped(Path(part)) for part in rel.parts):
+            continue
+        target = dst / rel
+        if path.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(path), target)
+        elif path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _registry_for(project, registry):
+    if registry is not None:
+        return registry
+    from .registry import Registry
+
+    return Registry(project.registry_dir)
+
+
+def _model_labels(models: Sequence) -> dict[str, str]:
+    listed = ",".join(f"{m.name}:{m.version}" for m in sorted(models, key=lambda m: (m.name, str(m.version))))
+    return {"mldeploy.models": listed} if listed else {}
+
+
+def write_build_context(
+    deployment,
+    project,
+    out_dir,
+    registry=None,
+    *,
+    client=None,
+    base_image: Optional[str] = None,
+    progress: Progress = None,
+) -> Path:
+    """Write the complete build context for `deployment` into `out_dir` (which must be empty or new).
+
+    The result builds with a plain `docker build -t NAME OUT_DIR` and no network: `Dockerfile`,
+    `wheels/`, `models/azureml-models/NAME/VERSION/`, `server/pytest_mldeploy/`, `app/`.
+    Registers the deployment's models in the registry first.
+    """
+    return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress).path
+
+
+def _prepare_context(deployment, project, out: Path, registry, client, base_image, progress) -> BuildContext:
+    say = progress or (lambda _msg: None)
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()):
+        raise BuildError(f"build context {out}: the folder is not empty; give a new or empty folder")
+    base = ensure_base_image(resolve_base_tag(deployment, project, base_image), client=client, progress=progress)
+    wanted_python = deployment.environment.python_version() if hasattr(deployment.environment, "python_version") else None
+    if wanted_python and wanted_python != base.python_version:
+        raise BuildError(
+            f"deployment {deployment.name}: environment.python is {wanted_python} but base image {base.tag} has "
+            f"Python {base.python_version}; set base_image to a Python {wanted_python} image (e.g. python:{wanted_python}-slim-bookworm)"
+        )
+    say(f"resolving requirements for Python {base.python_version}")
+    wheelhouse = ensure_wheelhouse(deployment.environment.requirements(), base.python_version, base.manylinux_platforms)
+
+    registry = _registry_for(project, registry)
+    models = registry.register_deployment_models(deployment)
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"laying out {deployment.name} with {len(models)} model(s)")
+    from .layout import lay_out_app
+
+    staging = Path(tempfile.mkdtemp(prefix=".layout-", dir=out))
+    try:
+        layout = lay_out_app(deployment, models, registry, staging)
+        (out / "models").mkdir()
+        if (staging / _MODELS_DIR).exists():
+            _copy_filtered(staging / _MODELS_DIR, out / "models" / _MODELS_DIR)
+            shutil.rmtree(staging / _MODELS_DIR)
+        _copy_filtered(staging, out / "app")
+        (out / "app").mkdir(exist_ok=True)
+        env = dict(layout.relocated(df.APP_ROOT).server_env())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    (out / "wheels").mkdir()
+    for item in sorted(wheelhouse.iterdir()):
+        if item.is_file():
+            _link_or_copy(item, out / "wheels" / item.name)
+    for rel, path in server_files():
+        target = out / "server" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    normalise_tree(out)
+
+    labels = {
+        "org.opencontainers.image.title": f"{deployment.name} scoring service",
+        "org.opencontainers.image.description": f"Azure ML-style scoring service for deployment {deployment.name}",
+        "org.opencontainers.image.base.name": base.tag,
+        "org.opencontainers.image.base.digest": base.id,
+        "org.opencontainers.image.vendor": "pytest-mldeploy",
+        "mldeploy.deployment": deployment.name,
+        "mldeploy.built-by": f"pytest-mldeploy {__version__}",
+        "mldeploy.python-version": base.python_version,
+        **_model_labels(models),
+    }
+    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels)
+    body = df.render_dockerfile(spec)
+    parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
+    digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch()))
+    text = body + df.key_value_instruction("LABEL", {"mldeploy.inputs": digest, "org.opencontainers.image.created": created})
+    (out / "Dockerfile").write_text(text)
+    (out / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")
+    normalise_tree(out)
+    return BuildContext(path=out, inputs_hash=digest, tag=image_tag(deployment.name, digest), base=base)
+
+
+def build_image(
+    deployment,
+    project,
+    registry=None,
+    *,
+    client=None,
+    base_image: Optional[str] = None,
+    progress: Progress = None,
+) -> BuiltImage:
+    """The service image for `deployment`, reused when its content-hash tag exists, else built.
+
+    Raises `BuildError` for a missing base image, unresolvable requirements, or a failed build
+    step (naming the Dockerfile instruction and the tail of its log).
+    """
+    from .base_image import _docker_client
+
+    client = _docker_client(client)
+    started = time.monotonic()
+    scratch_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy" / "contexts"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{image_repository(deployment.name).split('/')[-1]}-", dir=scratch_root))
+    try:
+        context = _prepare_context(deployment, project, scratch / "context", registry, client, base_image, progress)
+        existing = _existing_image(client, context.tag, context.inputs_hash)
+        if existing is not None:
+            if progress:
+                progress(f"reusing {context.tag}")
+            return BuiltImage(context.tag, existing, True, context.inputs_hash, time.monotonic() - started)
+        if progress:
+            progress(f"building {context.tag}")
+        image_id = docker_build(client, context.path, context.tag, progress=progress)
+        return BuiltImage(context.tag, image_id, False, context.inputs_hash, time.monotonic() - started)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _existing_image(client, tag: str, digest: str) -> Optional[str]:
+    import docker
+
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return image.id if labels.get("mldeploy.inputs") == digest else None
+
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+def docker_build(client, context: Path, tag: str, *, progress: Progress = None) -> str:
+    """Build `context` as `tag` with the classic builder; return the image id.
+
+    A failure raises `BuildError` with the failing step's instruction and the last log lines,
+    instead of docker-py's exception.
+    """
+    import docker
+
+    log: list[str] = []
+    step = ""
+    image_id = None
+    try:
+        stream = client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False)
+        for chunk in stream:
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    if not line.strip():
+                        continue
+                    log.append(line)
+                    match = _STEP.match(line.strip())
+                    if match:
+                        step = f"step {match.group(1)}/{match.group(2)}: {match.group(3)}"
+                        if progress:
+                            progress(step)
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                log.append(message.strip())
+                tail = "\n".join(log[-_LOG_TAIL:])
+                raise BuildError(f"image {tag}: build failed at {step or 'the start'}\n{tail}")
+    except docker.errors.APIError as exc:
+        raise BuildError(f"image {tag}: Docker refused the build at {step or 'the start'}: {exc.explanation or exc}") from exc
+    if image_id is None:
+        image_id = client.images.get(tag).id
+    return image_id
+
+
+def remove_deployment_images(deployment_name: str, *, client=None, keep: Iterable[str] = ()) -> list[str]:
+    """Delete this deployment's service images (except tags in `keep`) and their dangling build stages.
+
+    Returns the removed tags. Base images are never touched.
+    """
+    from .base_image import _docker_client
+
+    client = _docker_client(client)
+    keep = set(keep)
+    removed = []
+    for image in client.images.list(name=image_repository(deployment_name)):
+        for tag in image.tags:
+            if tag not in keep:
+                client.images.remove(tag, noprune=False)
+                removed.append(tag)
+    client.images.prune(filters={"dangling": True, "label": f"mldeploy.deployment={deployment_name}"})
+    return removed
