@@ -266,7 +266,6 @@ class Registry:
                     if staged is None:  # content was garbage-collected since we looked
                         staged = self._stage(source, content)
                     os.rename(staged, target)
-                    staged = None
                     _fsync_dir(target.parent)
                 record = {**meta, "sha256": content.sha256, "is_dir": content.is_dir, "size": content.size,
                           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
@@ -274,7 +273,7 @@ class Registry:
                 self._write_index(index)
                 return self._model(name, number, record)
         finally:
-            if staged is not None:
+            if staged is not None:  # its staging folder (empty when the content was moved into the store)
                 _remove(staged.parent)
 
     def _reusable(
