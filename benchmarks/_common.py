@@ -322,7 +322,7 @@ class AppRoot:
         """The variables both servers read to find the script and the model."""
         return {
             "AML_APP_ROOT": str(self.root),
-            "AZUREML_SOURCE_DIRECTORY": str(self.source_dir),
+            "AZUREML_SOURCE_DIRECTORY": self.source_dir.name,  # relative to AML_APP_ROOT, as core/layout.py sets it
             "AZUREML_ENTRY_SCRIPT": self.entry_script,
             "AZUREML_MODEL_DIR": str(self.model_dir),
         }
