@@ -34,7 +34,6 @@ MODES = ("root", "unshare", "fakechroot")
 # Fixed timestamp for reproducible outputs when SOURCE_DATE_EPOCH is not set (2024-01-01).
 DEFAULT_SOURCE_DATE_EPOCH = 1704067200
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_PROBE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy" / "base-images.json"
 
 Progress = Optional[Callable[[str], None]]
 
@@ -122,8 +121,11 @@ def describe_base_image(image, tag: str, *, client=None) -> BaseImage:
 
 def _probe(image, tag: str, client) -> tuple[str, str]:
     """Run `python3` once in the image to read its version and glibc; remembered per image id."""
+    from .environment import cache_root
+
+    probe_cache = cache_root() / "base-images.json"
     try:
-        cache = json.loads(_PROBE_CACHE.read_text())
+        cache = json.loads(probe_cache.read_text())
     except (OSError, ValueError):
         cache = {}
     if image.id in cache:
@@ -139,10 +141,10 @@ def _probe(image, tag: str, client) -> tuple[str, str]:
         ) from exc
     python_version, glibc = out.decode().split()
     cache[image.id] = [python_version, glibc]
-    _PROBE_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _PROBE_CACHE.with_suffix(f".{os.getpid()}.tmp")
+    probe_cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = probe_cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(cache))
-    tmp.replace(_PROBE_CACHE)
+    tmp.replace(probe_cache)
     return python_version, glibc
 
 

@@ -36,13 +36,18 @@ PACKAGE_DIST = "pytest-mldeploy"
 SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6")
 # Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
 DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
-_CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy"
-DEFAULT_WHEELHOUSE_DIR = _CACHE_ROOT / "wheelhouses"
-DEFAULT_VENV_DIR = _CACHE_ROOT / "venvs"
 _HASH_FORMAT = "mldeploy-env-1"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 Platform = Union[str, Sequence[str]]
+
+
+def cache_root() -> Path:
+    """Where mldeploy keeps wheelhouses, venvs and build scratch: MLDEPLOY_CACHE_DIR, else ~/.cache/mldeploy."""
+    explicit = os.environ.get("MLDEPLOY_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mldeploy"
 
 
 def server_requirements() -> list[str]:
@@ -192,7 +197,7 @@ def ensure_wheelhouse(
     merged = merge_requirements(requirements)
     platforms = _platform_list(platform)
     key = requirements_hash(merged, python_version, platforms)
-    root = Path(cache_dir) if cache_dir else DEFAULT_WHEELHOUSE_DIR
+    root = Path(cache_dir) if cache_dir else cache_root() / "wheelhouses"
     final = root / key
     if (final / "manifest.json").is_file():
         return final
@@ -301,7 +306,7 @@ def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] =
     merged = merge_requirements(requirements)
     host = "%d.%d.%d" % sys.version_info[:3]
     key = requirements_hash(merged, host, [f"interpreter={sys.executable}", f"server={_server_files_hash()}"])
-    root = Path(cache_dir) if cache_dir else DEFAULT_VENV_DIR
+    root = Path(cache_dir) if cache_dir else cache_root() / "venvs"
     venv = root / key[:32]
     python = venv / "bin" / "python"
     marker = venv / ".mldeploy-complete"

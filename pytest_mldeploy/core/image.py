@@ -20,13 +20,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from .. import __version__
 from ..errors import BuildError
 from . import dockerfile as df
 from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
-from .environment import ensure_wheelhouse, server_files, wheelhouse_digest
+from .environment import cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
 
 Progress = Optional[Callable[[str], None]]
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
@@ -34,6 +34,7 @@ _MODELS_DIR = "azureml-models"
 _SKIP_NAMES = {"__pycache__", ".git", ".mldeploy", ".pytest_cache", ".mypy_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _LOG_TAIL = 25
+AUTH_KEYS_VARIABLE = "MLDEPLOY_AUTH_KEYS"
 
 
 @dataclass(frozen=True)
@@ -176,14 +177,15 @@ def write_build_context(
     registry=None,
     *,
     client=None,
-    base_image: Optional[str] = None,
+    base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> Path:
     """Write the complete build context for `deployment` into `out_dir` (which must be empty or new).
 
     The result builds with a plain `docker build -t NAME OUT_DIR` and no network: `Dockerfile`,
     `wheels/`, `models/azureml-models/NAME/VERSION/`, `server/pytest_mldeploy/`, `app/`.
-    Registers the deployment's models in the registry first.
+    Registers the deployment's models in the registry first. `base_image` is a tag (default:
+    MLDEPLOY_BASE_IMAGE, the deployment's, the project's) or an already inspected `BaseImage`.
     """
     return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress).path
 
@@ -193,7 +195,10 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"build context {out}: the folder is not empty; give a new or empty folder")
-    base = ensure_base_image(resolve_base_tag(deployment, project, base_image), client=client, progress=progress)
+    if isinstance(base_image, BaseImage):
+        base = base_image
+    else:
+        base = ensure_base_image(resolve_base_tag(deployment, project, base_image), client=client, progress=progress)
     wanted_python = deployment.environment.python_version() if hasattr(deployment.environment, "python_version") else None
     if wanted_python and wanted_python != base.python_version:
         raise BuildError(
@@ -219,6 +224,8 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         _copy_filtered(staging, out / "app")
         (out / "app").mkdir(exist_ok=True)
         env = dict(layout.relocated(df.APP_ROOT).server_env())
+        # Keys are secrets and may be generated per run: the target passes them at start, never the image.
+        env.pop(AUTH_KEYS_VARIABLE, None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -261,7 +268,7 @@ def build_image(
     registry=None,
     *,
     client=None,
-    base_image: Optional[str] = None,
+    base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> BuiltImage:
     """The service image for `deployment`, reused when its content-hash tag exists, else built.
@@ -273,7 +280,8 @@ def build_image(
 
     client = _docker_client(client)
     started = time.monotonic()
-    scratch_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mldeploy" / "contexts"
+    # Next to the wheelhouses, so wheels are hard-linked into the context rather than copied.
+    scratch_root = cache_root() / "contexts"
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{image_repository(deployment.name).split('/')[-1]}-", dir=scratch_root))
     try:
