@@ -272,7 +272,6 @@ def bootstrap_base_image(
             "base image: mmdebstrap is not installed; `apt-get install mmdebstrap`, or `docker pull "
             f"{DEFAULT_BASE_IMAGE}` where a registry is reachable"
         )
-    client = _docker_client(client)
     mirrors = list(mirrors) if mirrors else host_mirrors(suite)
     candidates = list(modes) if modes else usable_modes()
     if not candidates:
@@ -305,6 +304,7 @@ def bootstrap_base_image(
         python_version = ".".join(re.match(r"(\d+)\.(\d+)", versions.get("python3", "")).groups())
         glibc = re.match(r"(\d+\.\d+)", versions.get("libc6", "")).group(1)
         say(f"docker import as {tag} (python {python_version}, glibc {glibc})")
+        client = _docker_client(client)
         repository, _, image_tag = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch()))
         labels = {

@@ -1,0 +1,88 @@
+"""The offline base image's pure parts: apt sources, mmdebstrap call, manylinux tags, modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_mldeploy.core import base_image as bi
+from pytest_mldeploy.errors import BuildError
+
+
+def test_host_mirrors_reads_deb822_and_list_files(tmp_path):
+    sources = tmp_path / "debian.sources"
+    sources.write_text(
+        "Types: deb\n"
+        "# a comment\n"
+        "URIs: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates trixie\n"
+        "Components: main contrib\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        "\n"
+        "Types: deb-src\n"
+        "URIs: http://mirror.example/debian\n"
+        "Suites: bookworm\n"
+        "Components: main\n"
+        "\n"
+        "Types: deb\n"
+        "URIs: http://disabled.example/debian\n"
+        "Suites: bookworm\n"
+        "Components: main\n"
+        "Enabled: no\n"
+    )
+    listing = tmp_path / "extra.list"
+    listing.write_text(
+        "deb [signed-by=/k.gpg] http://security.example/debian-security bookworm-security main\n"
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb http://other.example/debian bullseye main\n"
+    )
+    assert bi.host_mirrors("bookworm", [sources, listing]) == [
+        "deb http://mirror.example/debian bookworm main contrib",
+        "deb http://mirror.example/debian bookworm-updates main contrib",
+        "deb http://security.example/debian-security bookworm-security main",
+    ]
+
+
+def test_host_mirrors_falls_back_to_deb_debian_org(tmp_path):
+    assert bi.host_mirrors("bookworm", [tmp_path / "missing.list"]) == ["deb http://deb.debian.org/debian bookworm main"]
+
+
+def test_mmdebstrap_command_is_slim_and_reproducible(tmp_path):
+    cmd = bi.mmdebstrap_command("unshare", "bookworm", tmp_path / "r.tar", ["deb http://m/debian bookworm main"], bi.BASE_PACKAGES)
+    assert cmd[:4] == ["mmdebstrap", "--variant=apt", "--mode=unshare", "--format=tar"]
+    assert "--include=python3,python3-venv,ca-certificates,python-is-python3" in cmd
+    assert '--aptopt=APT::Install-Recommends "false"' in cmd
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd
+    hooks = " ".join(part for part in cmd if part.startswith("--customize-hook"))
+    assert "/var/lib/apt/lists/*" in hooks and "/var/cache/apt/*" in hooks and "etc/resolv.conf" in hooks
+    assert cmd[-3:] == ["bookworm", str(tmp_path / "r.tar"), "deb http://m/debian bookworm main"]
+
+
+def test_manylinux_platforms_cover_the_glibc_range():
+    tags = bi.manylinux_platforms("2.36")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_17_x86_64" in tags and "manylinux_2_16_x86_64" not in tags
+    assert tags[-4:] == ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+    with pytest.raises(BuildError, match="glibc 2.12"):
+        bi.manylinux_platforms("2.12")
+
+
+def test_usable_modes_are_known_modes():
+    modes = bi.usable_modes()
+    assert set(modes) <= set(bi.MODES)
+    assert modes == [m for m in bi.MODES if m in modes]
+
+
+def test_source_date_epoch_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
+    assert bi.source_date_epoch() == 1234
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert bi.source_date_epoch() == bi.DEFAULT_SOURCE_DATE_EPOCH
+
+
+def test_bootstrap_fails_clearly_when_no_mode_works(tmp_path):
+    with pytest.raises(BuildError) as caught:
+        bi.bootstrap_base_image("mldeploy/base:never", modes=["no-such-mode"], mirrors=["deb http://127.0.0.1:9/debian bookworm main"])
+    message = str(caught.value)
+    assert "mmdebstrap failed in every mode tried" in message
+    assert "--mode=no-such-mode" in message
+    assert "docker pull python:3.11-slim-bookworm" in message
