@@ -1,0 +1,231 @@
+"""Wall time of `pytest --mldeploy` on the example with everything warm, split into deploy, checks and profile.
+
+For each target (process; docker when an engine answers and the base image is there) one warm-up
+run fills the caches (virtual environment, image), then measured runs follow: some without the
+load profile (`-k "not profile"`) and one full run. Per-item times come from `--junitxml`; the
+deploy time comes from a small probe plugin (this module, loaded with `-p`) that reads the
+runner's `deploy_seconds`, so checks = item times - deploy. "overhead" is pytest start-up,
+collection and teardown (wall - item times).
+
+Image build times (cold build, warm reuse, rebuild after touching only score.py) come from the
+image engineer's `bench_image_build.py`: its results from the same `run_all.py` run when there
+are any, otherwise it is run here as a subprocess.
+
+    python benchmarks/bench_pytest_walltime.py [--rounds 2] [--targets process,docker]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+NAME = "pytest_walltime"
+TITLE = "pytest --mldeploy wall time on sklearn-diabetes, warm caches (deploy / checks / profile)"
+
+BASE_IMAGE = "mldeploy/base:bookworm-py3.11"
+PROBE_ENV = "MLDEPLOY_BENCH_PROBE_OUT"
+IMAGE_RESULT_NAMES = ("image_build", "bench_image_build")
+
+TARGET_WARM_NO_PROFILE_S = 10.0
+
+
+# ---- the probe plugin (active only inside the measured pytest runs) ----------------------------
+
+_runners: list[Any] = []
+
+
+def pytest_configure(config: Any) -> None:
+    """Remember every CheckRunner the plugin creates, to read its deploy times at the end."""
+    if not os.environ.get(PROBE_ENV):
+        return
+    from pytest_mldeploy import runner as runner_module
+
+    original = runner_module.CheckRunner.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        _runners.append(self)
+
+    runner_module.CheckRunner.__init__ = recording_init
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """Write {deployment: deploy_seconds} of this session to the file named by PROBE_ENV."""
+    out = os.environ.get(PROBE_ENV)
+    if not out:
+        return
+    deploys = {name: record.deploy_seconds for r in _runners for name, record in r.records.items()}
+    Path(out).write_text(json.dumps(deploys))
+
+
+# ---- driving pytest ----------------------------------------------------------------------------
+
+def docker_ready() -> Optional[str]:
+    """None when Docker answers and the base image exists; otherwise why not."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(os.environ.get("MLDEPLOY_BASE_IMAGE", BASE_IMAGE))
+        return None
+    except Exception as exc:  # the docker SDK raises many unrelated types; any of them means "not here"
+        return f"{type(exc).__name__}: {exc}"
+
+
+def run_pytest(target: str, *, profile: bool, workdir: Path, timeout: float) -> dict[str, Any]:
+    """One `pytest --mldeploy` run in the example folder: wall time and its split."""
+    junit = workdir / f"junit-{time.monotonic_ns()}.xml"
+    probe = workdir / f"probe-{time.monotonic_ns()}.json"
+    cmd = [sys.executable, "-m", "pytest", "--mldeploy", "--mldeploy-target", target, "-p", "bench_pytest_walltime",
+           f"--junitxml={junit}", "-q", "-p", "no:cacheprovider"]
+    if not profile:
+        cmd += ["-k", "not profile"]
+    env = {**os.environ, PROBE_ENV: str(probe),
+           "MLDEPLOY_BASE_IMAGE": os.environ.get("MLDEPLOY_BASE_IMAGE", BASE_IMAGE),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(c.BENCH_DIR), str(c.REPO_ROOT), os.environ.get("PYTHONPATH", "")]))}
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=c.EXAMPLE_DIR, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    if not junit.exists():
+        raise RuntimeError(f"pytest ({target}) wrote no junit report (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-1000:]}")
+    items = parse_junit(junit)
+    deploys = json.loads(probe.read_text()) if probe.exists() else {}
+    deploy = sum(deploys.values()) if deploys else None
+    profile_s = sum(t for name, t in items.items() if name.endswith("::profile") or name.endswith(".profile"))
+    items_s = sum(items.values())
+    checks = items_s - profile_s - (deploy or 0.0)
+    failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return {"target": target, "profile": profile, "wall": wall, "deploy": deploy, "checks": checks,
+            "profile_s": profile_s if profile else None, "overhead": wall - items_s, "items": items,
+            "exit_code": done.returncode, "failed": failed,
+            "summary": (done.stdout.strip().splitlines() or [""])[-1]}
+
+
+def parse_junit(path: Path) -> dict[str, float]:
+    """{classname::name: seconds} for every testcase in a junit XML report (setup + call + teardown)."""
+    times: dict[str, float] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        key = f"{case.get('classname', '')}::{case.get('name', '')}"
+        times[key] = times.get(key, 0.0) + float(case.get("time") or 0.0)
+    return times
+
+
+# ---- the image engineer's numbers --------------------------------------------------------------
+
+def image_results(timeout: float) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """The image benchmark's latest results from this run, or from running it now; (None, why) if neither."""
+    run_id = os.environ.get(c.RUN_ID_ENV)
+    for name in IMAGE_RESULT_NAMES:
+        found = c.load_results(name)
+        if found and run_id and found.get("run_id") == run_id:
+            return found, None
+    script = c.BENCH_DIR / "bench_image_build.py"
+    if not script.exists():
+        return None, "benchmarks/bench_image_build.py (the image engineer's cold build / warm reuse / score.py-only rebuild) has not landed yet"
+    done = subprocess.run([sys.executable, str(script)], cwd=c.REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    print(done.stdout[-3000:], flush=True)
+    for name in IMAGE_RESULT_NAMES:
+        found = c.load_results(name)
+        if found:
+            return found, None if done.returncode == 0 else f"bench_image_build.py exited {done.returncode}"
+    return None, f"bench_image_build.py (exit {done.returncode}) wrote none of results/{{{','.join(IMAGE_RESULT_NAMES)}}}.json:\n{done.stderr[-800:]}"
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs without profiling per target")
+    parser.add_argument("--targets", default="process,docker", help="comma-separated: process, docker")
+    parser.add_argument("--no-profile-run", action="store_true", help="skip the full run with the load profile")
+    parser.add_argument("--no-image", action="store_true", help="skip the image build numbers")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per pytest run")
+    args = parser.parse_args(argv)
+
+    header = ["target", "run", "wall s median (min-max)", "deploy s", "checks s", "profile s", "overhead s", "result"]
+    rows: list[list[Any]] = []
+    missing: list[str] = []
+    notes: list[str] = []
+    ratios: list[dict[str, Any]] = []
+    data: dict[str, Any] = {"args": vars(args), "runs": {}}
+    if not (c.REPO_ROOT / "pytest_mldeploy" / "plugin.py").exists():
+        missing.append("pytest_mldeploy/plugin.py (pytest --mldeploy) has not landed yet")
+
+    with tempfile.TemporaryDirectory(prefix="bench-pytest-") as tmp:
+        workdir = Path(tmp)
+        for target in [t.strip() for t in args.targets.split(",") if t.strip()] if not missing else []:
+            if target == "docker":
+                why = docker_ready()
+                if why:
+                    missing.append(f"docker target skipped: Docker or {BASE_IMAGE} not available ({why})")
+                    continue
+            print(f"{target}: warm-up run (fills the environment/image caches) ...", flush=True)
+            warm = run_pytest(target, profile=False, workdir=workdir, timeout=args.timeout)
+            print(f"  warm-up {warm['wall']:.1f} s: {warm['summary']}", flush=True)
+            runs = []
+            for r in range(args.rounds):
+                run = run_pytest(target, profile=False, workdir=workdir, timeout=args.timeout)
+                runs.append(run)
+                print(f"  round {r + 1} without profile: {run['wall']:.1f} s ({run['summary']})", flush=True)
+            full = None
+            if not args.no_profile_run:
+                full = run_pytest(target, profile=True, workdir=workdir, timeout=args.timeout)
+                print(f"  full run with profile: {full['wall']:.1f} s ({full['summary']})", flush=True)
+            data["runs"][target] = {"warm_up": warm, "no_profile": runs, "full": full}
+
+            wall = c.Spread.of([x["wall"] for x in runs])
+            rows.append([target, "warm-up (fills caches)", c.fmt(warm["wall"]), c.fmt(warm["deploy"]),
+                         c.fmt(warm["checks"]), "-", c.fmt(warm["overhead"]), warm["summary"]])
+            rows.append([target, f"warm, -k 'not profile' (x{len(runs)})", wall.fmt(1),
+                         c.fmt(_median(runs, "deploy")), c.fmt(_median(runs, "checks")), "-",
+                         c.fmt(_median(runs, "overhead")), runs[-1]["summary"]])
+            if full:
+                rows.append([target, "warm, with profile", c.fmt(full["wall"]), c.fmt(full["deploy"]),
+                             c.fmt(full["checks"]), c.fmt(full["profile_s"]), c.fmt(full["overhead"]), full["summary"]])
+            valid = all(x["exit_code"] in (0, 1) and x["items"] for x in runs)
+            ratios.append(c.ratio_entry(f"{target}: warm run without profiling (s)", wall.median,
+                                        f"< {TARGET_WARM_NO_PROFILE_S:g} s",
+                                        wall.median < TARGET_WARM_NO_PROFILE_S if valid else None, 1))
+            if not valid:
+                missing.append(f"{target}: pytest --mldeploy did not run the checks (exit {runs[-1]['exit_code']}: "
+                               f"{'; '.join(runs[-1]['failed'])[:400] or runs[-1]['summary']}); its times mean nothing")
+            elif any(x["failed"] for x in runs):
+                notes.append(f"{target}: some checks failed in the measured runs (times still count): "
+                             + "; ".join(sorted({f for x in runs for f in x["failed"]}))[:600])
+
+    if not args.no_image:
+        image, why = image_results(args.timeout)
+        if image is None:
+            missing.append(why or "image build numbers")
+        else:
+            data["image_build"] = image
+            for entry in image.get("ratios", []):
+                ratios.append(dict(entry, name=f"image: {entry.get('name')}"))
+            notes.append(f"image build numbers: results/{image.get('name')}.json ({image.get('date')}); its table is in the README")
+            missing.extend(f"image: {m}" for m in image.get("missing", []))
+
+    notes.append("deploy = the runner's deploy_seconds (read by the probe plugin); checks = junit item times - deploy - profile")
+    c.print_report(TITLE, header, rows, ratios, missing, notes)
+    path = c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
+    print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
+    return 0
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> Optional[float]:
+    values = [x[key] for x in runs if x[key] is not None]
+    return c.Spread.of(values).median if values else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
