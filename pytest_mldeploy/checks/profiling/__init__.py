@@ -1,0 +1,11 @@
+"""The load profile: Locust load, resource sampling, CPU/memory recommendation, closed-loop verification, gates, reports.
+
+`check_profile(ctx)` is the `profile` check of `pytest --mldeploy`; `profile_deployment(...)`
+is what `mldeploy profile DEPLOYMENT` runs. See docs/profiling.md for the method.
+"""
+from __future__ import annotations
+
+from pytest_mldeploy.checks.profiling.check import check_profile
+from pytest_mldeploy.checks.profiling.profiler import ProfileResult, ProfileSettings, profile_deployment, profile_service
+
+__all__ = ["ProfileResult", "ProfileSettings", "check_profile", "profile_deployment", "profile_service"]

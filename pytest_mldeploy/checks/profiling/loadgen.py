@@ -1,0 +1,173 @@
+"""Drive load at a service with Locust, headless, in its own process (gevent never patches ours).
+
+`LocustLoad.run(users, seconds)` starts `python -m locust -f locustfile.py --headless` for one
+phase, bounded by a hard timeout, against a service on 127.0.0.1 only, and hands back every
+request it recorded plus the window to measure. With `processes > 1` Locust's own distributed
+mode forks that many workers under one master (`--processes N`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+from pytest_mldeploy.checks.profiling.stats import LoadStats, RequestRecord, summarize
+from pytest_mldeploy.errors import ServiceError
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+#: Locust's start-up and shutdown on top of the run time, before the hard timeout kills it.
+OVERHEAD_S = 30.0
+#: Hosts the load may target: this machine only.
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class LoadRun:
+    """What one Locust run recorded, and the window of it that counts."""
+
+    users: int
+    records: list[RequestRecord]
+    errors: dict[str, int]
+    start: float
+    end: float
+    generator_cpu: float = 0.0
+    processes: int = 1
+    log_tail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def stats(self) -> LoadStats:
+        return summarize(self.records, self.start, self.end, self.users, self.errors)
+
+
+def check_local(base_url: str) -> None:
+    """Refuse to load anything but this machine."""
+    host = urlsplit(base_url).hostname or ""
+    if host not in LOCAL_HOSTS:
+        raise ServiceError(
+            f"profiling: {base_url} is not on this machine; the profiler only loads 127.0.0.1 (serve the deployment locally)"
+        )
+
+
+class LocustLoad:
+    """One service's load generator: request bodies, key and where its files go."""
+
+    def __init__(
+        self,
+        base_url: str,
+        bodies_path: Path,
+        workdir: Path,
+        *,
+        key: Optional[str] = None,
+        scoring_path: str = "/score",
+        processes: int = 1,
+        request_timeout_s: float = 60.0,
+    ) -> None:
+        check_local(base_url)
+        self.base_url = base_url.rstrip("/")
+        self.bodies_path = Path(bodies_path)
+        self.workdir = Path(workdir)
+        self.key = key
+        self.scoring_path = scoring_path
+        self.processes = max(int(processes), 1)
+        self.request_timeout_s = request_timeout_s
+        self._runs = 0
+
+    def run(self, users: int, seconds: float, warmup_s: float = 1.0) -> LoadRun:
+        """Load with `users` back-to-back clients for `warmup_s + seconds`; the window is the last `seconds`."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._runs += 1
+        out = self.workdir / f"load-{self._runs:02d}-u{users}.json"
+        log = self.workdir / f"load-{self._runs:02d}-u{users}.log"
+        run_time = max(int(round(warmup_s + seconds)), 1)
+        command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "-u", str(users), "-r", str(max(users * 10, 1)), "-t", f"{run_time}s",
+            "--host", self.base_url, "--only-summary", "--loglevel", "WARNING",
+            "--exit-code-on-error", "0", "--stop-timeout", "0",
+        ]  # fmt: skip
+        if self.processes > 1:
+            command += ["--processes", str(self.processes)]
+        env = dict(os.environ)
+        env.update(
+            MLDEPLOY_LOAD_BODIES=str(self.bodies_path),
+            MLDEPLOY_LOAD_OUT=str(out),
+            MLDEPLOY_LOAD_PATH=self.scoring_path,
+            MLDEPLOY_LOAD_TIMEOUT_S=str(self.request_timeout_s),
+        )
+        env.pop("MLDEPLOY_LOAD_KEY", None)
+        if self.key:
+            env["MLDEPLOY_LOAD_KEY"] = self.key
+        with open(log, "wb") as log_file:
+            process = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            generator_cpu = _watch(process, run_time + OVERHEAD_S)
+        log_text = log.read_text(encoding="utf-8", errors="replace")
+        tail = "\n".join(log_text.splitlines()[-20:])
+        if process.returncode != 0 or not out.exists():
+            raise ServiceError(
+                f"profiling: the load generator (Locust) failed at {users} users (exit code {process.returncode}); "
+                f"its log {log}:\n{tail}"
+            )
+        return _load_run(json.loads(out.read_text(encoding="utf-8")), users, warmup_s, generator_cpu, self.processes, tail)
+
+
+def _watch(process: subprocess.Popen, timeout_s: float) -> float:
+    """Wait for Locust to end (killing its process group past `timeout_s`); the most CPU (cores)
+    any one of its processes used on average."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    cpu_seconds: dict[int, float] = {}
+    first_seen: dict[int, float] = {}
+    try:
+        root = psutil.Process(process.pid)
+    except psutil.NoSuchProcess:
+        root = None
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+            raise ServiceError(
+                f"profiling: the load generator (Locust) did not finish within {timeout_s:.0f} s and was killed"
+            )
+        if root is not None:
+            try:
+                for proc in [root, *root.children(recursive=True)]:
+                    times = proc.cpu_times()
+                    cpu_seconds[proc.pid] = times.user + times.system
+                    first_seen.setdefault(proc.pid, time.monotonic())
+            except psutil.Error:
+                pass
+        time.sleep(0.5)
+    now = time.monotonic()
+    shares = [cpu_seconds[pid] / max(now - first_seen[pid], 1.0) for pid in cpu_seconds]
+    return max(shares, default=0.0)
+
+
+def _load_run(data: dict, users: int, warmup_s: float, generator_cpu: float, processes: int, log_tail: str) -> LoadRun:
+    """Records of every node; the window runs from start + warm-up to the earliest point all nodes reported."""
+    nodes = data.get("nodes") or {}
+    records = [
+        RequestRecord(float(r[0]), float(r[1]), bool(r[2]), int(r[3] or 0)) for node in nodes.values() for r in node["records"]
+    ]
+    errors: dict[str, int] = {}
+    for node in nodes.values():
+        for kind, count in node["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    started = data.get("started_at") or (min((r.start for r in records), default=time.time()))
+    stopped = data.get("stopped_at") or time.time()
+    covered = min((node["covered_until"] for node in nodes.values()), default=stopped)
+    end = min(stopped, covered)
+    start = min(started + warmup_s, end)
+    return LoadRun(users, records, errors, start, end, generator_cpu, processes, log_tail)

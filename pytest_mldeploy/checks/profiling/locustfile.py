@@ -1,0 +1,150 @@
+"""The Locust file the profiler runs in its own process (`locust -f locustfile.py --headless ...`).
+
+Every user POSTs the request bodies in turn, without think time, to the scoring route. Every
+request is recorded (start, latency, success, status) by a `request` listener; each load process
+(the local runner, or every worker in distributed mode) sends its records in small batches as a
+custom message to the master (Locust emulates the message locally for a single process), which
+writes them all to one JSON file when it quits. The same file therefore drives one process,
+`--processes N`, or a remote fleet of `--worker`s.
+
+Settings come from the environment, never the command line (the key must not show in `ps`):
+MLDEPLOY_LOAD_BODIES (file, one body per line), MLDEPLOY_LOAD_OUT (the JSON to write),
+MLDEPLOY_LOAD_KEY (optional bearer key), MLDEPLOY_LOAD_PATH (default /score),
+MLDEPLOY_LOAD_TIMEOUT_S (per request, default 60).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+MESSAGE = "mldeploy_records"
+FLUSH_INTERVAL_S = 0.5
+MAX_ERROR_KINDS = 20
+
+
+def _read_bodies() -> list[bytes]:
+    path = os.environ.get("MLDEPLOY_LOAD_BODIES")
+    if not path:
+        raise SystemExit("MLDEPLOY_LOAD_BODIES is not set: the profiler passes the request file through it")
+    with open(path, "rb") as handle:
+        bodies = [line.strip() for line in handle.read().splitlines() if line.strip()]
+    if not bodies:
+        raise SystemExit(f"{path}: no request bodies (one per line)")
+    return bodies
+
+
+BODIES = _read_bodies()
+HEADERS = {"Content-Type": "application/json"}
+if os.environ.get("MLDEPLOY_LOAD_KEY"):
+    HEADERS["Authorization"] = "Bearer " + os.environ["MLDEPLOY_LOAD_KEY"]
+SCORE_PATH = os.environ.get("MLDEPLOY_LOAD_PATH", "/score")
+TIMEOUT_S = float(os.environ.get("MLDEPLOY_LOAD_TIMEOUT_S", "60"))
+
+# This process's records not yet sent, and (on the master/local runner) everything received.
+_pending: list[list] = []
+_errors: dict[str, int] = {}
+_received: dict[str, dict] = {}
+_run: dict[str, float] = {}
+
+
+class ScoringUser(FastHttpUser):
+    """A client that scores back to back (a closed loop: concurrency = users)."""
+
+    wait_time = constant(0)
+    network_timeout = TIMEOUT_S
+    connection_timeout = TIMEOUT_S
+
+    def on_start(self) -> None:
+        self._next = random.randrange(len(BODIES))
+
+    @task
+    def score(self) -> None:
+        body = BODIES[self._next % len(BODIES)]
+        self._next += 1
+        self.client.post(SCORE_PATH, data=body, headers=HEADERS, name="score")
+
+
+@events.request.add_listener
+def _record(response_time, exception, start_time=None, response=None, **_kw) -> None:
+    status = getattr(response, "status_code", 0) or 0
+    started = start_time if start_time is not None else time.time() - response_time / 1000.0
+    _pending.append([started, response_time, exception is None, status])
+    if exception is not None:
+        kind = f"{status}: {str(exception)[:200]}" if status else str(exception)[:200]
+        if kind in _errors or len(_errors) < MAX_ERROR_KINDS:
+            _errors[kind] = _errors.get(kind, 0) + 1
+
+
+def _flush(environment) -> None:
+    """Send this process's new records (and how far they reach) to the master or the local runner."""
+    batch = _pending[:]
+    del _pending[: len(batch)]
+    errors = dict(_errors)
+    _errors.clear()
+    environment.runner.send_message(MESSAGE, {"records": batch, "errors": errors, "covered_until": time.time()})
+
+
+def _flusher(environment) -> None:
+    while True:
+        gevent.sleep(FLUSH_INTERVAL_S)
+        _flush(environment)
+
+
+def _receive(environment, msg, **_kw) -> None:
+    node = _received.setdefault(str(msg.node_id), {"records": [], "errors": {}, "covered_until": 0.0})
+    node["records"].extend(msg.data["records"])
+    for kind, count in msg.data["errors"].items():
+        node["errors"][kind] = node["errors"].get(kind, 0) + count
+    node["covered_until"] = max(node["covered_until"], msg.data["covered_until"])
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(MESSAGE, _receive)
+
+
+@events.test_start.add_listener
+def _on_start(environment, **_kw) -> None:
+    _run.setdefault("started_at", time.time())
+    if not isinstance(environment.runner, MasterRunner):
+        _run["flusher"] = gevent.spawn(_flusher, environment)  # type: ignore[assignment]
+
+
+@events.test_stopping.add_listener
+def _on_stopping(environment, **_kw) -> None:
+    _run.setdefault("stopped_at", time.time())
+
+
+@events.test_stop.add_listener
+def _on_stop(environment, **_kw) -> None:
+    _run.setdefault("stopped_at", time.time())
+    if not isinstance(environment.runner, MasterRunner):
+        flusher = _run.pop("flusher", None)
+        if flusher is not None:
+            flusher.kill()  # type: ignore[attr-defined]
+        _flush(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    out = os.environ.get("MLDEPLOY_LOAD_OUT")
+    if not out:
+        return
+    data = {
+        "started_at": _run.get("started_at"),
+        "stopped_at": _run.get("stopped_at"),
+        "nodes": _received,
+    }
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, out)
