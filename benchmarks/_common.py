@@ -385,7 +385,25 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "system": platform.platform()}
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "system": platform.platform(),
+            "load_1m": round(os.getloadavg()[0], 2)}
+
+
+def wait_until_quiet(max_busy_pct: float = 15.0, timeout_s: float = 30.0) -> Optional[str]:
+    """Wait (up to `timeout_s`) for the machine to be nearly idle; a note saying how busy it was if it never got there.
+
+    The machine is shared, so other people's test runs can land on the pinned cores mid-benchmark.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > max_busy_pct and time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=2.0)
+    if busy > max_busy_pct:
+        return (f"the machine was {busy:.0f} % busy with other processes when this started "
+                f"(waited {timeout_s:.0f} s for < {max_busy_pct:.0f} %): expect extra noise")
+    return None
 
 
 def git_commit() -> Optional[str]:

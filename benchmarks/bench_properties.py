@@ -101,6 +101,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     notes: list[str] = []
     data: dict[str, Any] = {"args": vars(args)}
 
+    busy = c.wait_until_quiet()
+    if busy:
+        notes.append(busy)
+        print(f"warning: {busy}", flush=True)
     st_venv = schemathesis_venv()
     data["schemathesis_version"] = c.venv_version(st_venv, "schemathesis")
     with tempfile.TemporaryDirectory(prefix="bench-properties-") as tmp:

@@ -162,6 +162,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not (c.REPO_ROOT / "pytest_mldeploy" / "plugin.py").exists():
         missing.append("pytest_mldeploy/plugin.py (pytest --mldeploy) has not landed yet")
 
+    busy = c.wait_until_quiet()
+    if busy:
+        notes.append(busy)
+        print(f"warning: {busy}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-pytest-") as tmp:
         workdir = Path(tmp)
         for target in [t.strip() for t in args.targets.split(",") if t.strip()] if not missing else []:

@@ -153,6 +153,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if c.cpu_count() < 2:
         notes.append(f"only {c.cpu_count()} core(s) available: server and wrk share cores, numbers are not comparable")
 
+    busy = c.wait_until_quiet()
+    if busy:
+        notes.append(busy)
+        print(f"warning: {busy}", flush=True)
     body = two_row_body()
     venv = azmlinfsrv_venv()
     data["azmlinfsrv_version"] = c.venv_version(venv, "azureml-inference-server-http")
