@@ -62,6 +62,10 @@ def _kind(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}[type(value)]
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def _replace(instance: Any, path: tuple, value: Any) -> Any:
     if not path:
         return value
@@ -117,9 +121,9 @@ def mutations(instance: Any) -> Iterator[tuple[str, Any]]:
                     yield f"{where}: {len(value) - 1} items instead of {len(value)} (wrong width)", _replace(instance, path, value[:-1])
                 yield f"{where}: an extra level of nesting", _replace(instance, path, [[copy.deepcopy(item)] for item in value])
         if path:
-            yield f"{where}: null instead of a {_kind(value)}", _replace(instance, path, None)
+            yield f"{where}: null instead of {_a(_kind(value))}", _replace(instance, path, None)
             for wrong in _wrong_types(value):
-                yield f"{where}: a {_kind(wrong)} instead of a {_kind(value)}", _replace(instance, path, wrong)
+                yield f"{where}: {_a(_kind(wrong))} instead of {_a(_kind(value))}", _replace(instance, path, wrong)
 
 
 def base_request(contract: Contract, seed: Optional[int]) -> Any:

@@ -27,6 +27,8 @@ NAME = "swagger"
 #: Formats both jsonschema and hypothesis-jsonschema understand; Swagger's `double`, `int64` or
 #: inference_schema's `numpy.ndarray` say nothing a JSON Schema validator can check.
 _JSON_SCHEMA_FORMATS = {"date-time", "date", "time", "email", "hostname", "ipv4", "ipv6", "uri", "uuid"}
+MAX_ERROR_CHARS = 160
+"""jsonschema quotes the offending value in its message; a 10,000-row body must not fill the summary."""
 _SWAGGER_ONLY = {"example", "examples", "discriminator", "readOnly", "writeOnly", "xml", "externalDocs", "deprecated"}
 
 
@@ -142,7 +144,8 @@ def schema_error(instance: Any, schema: Optional[dict]) -> Optional[str]:
     error = jsonschema.exceptions.best_match(validator(schema).iter_errors(instance))
     if error is None:
         return None
-    return f"{json_path(error.absolute_path)}: {error.message}"
+    message = error.message if len(error.message) <= MAX_ERROR_CHARS else error.message[: MAX_ERROR_CHARS - 3] + "..."
+    return f"{json_path(error.absolute_path)}: {message}"
 
 
 def json_path(path: Any) -> str:

@@ -7,14 +7,6 @@ from typing import Callable, Iterator
 import pytest
 
 from pytest_mldeploy.checks.base import CheckContext
-from pytest_mldeploy.checks.client import ScoringClient
-from pytest_mldeploy.core.config import load_project
-from pytest_mldeploy.core.registry import Registry
-from pytest_mldeploy.core.targets import get_target
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
-PROJECTS = REPO / "tests" / "projects"
 
 #: Hypothesis examples per properties run: enough to find the broken scripts' bugs, quick on 2 cores.
 EXAMPLES = 30
@@ -23,6 +15,11 @@ EXAMPLES = 30
 @pytest.fixture(scope="session")
 def live_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., CheckContext]]:
     """`live_context(project_dir)` deploys the project's only deployment once and returns a fresh CheckContext."""
+    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.core.config import load_project
+    from pytest_mldeploy.core.registry import Registry
+    from pytest_mldeploy.core.targets import get_target
+
     registry = Registry(tmp_path_factory.mktemp("registry"))
     target = get_target("process")
     started: dict[Path, tuple] = {}

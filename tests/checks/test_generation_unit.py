@@ -51,6 +51,7 @@ def test_mutations_are_one_change_each():
     assert labels["data: an extra level of nesting"] == {"data": [[[1.0, 2.0]]]}
     assert labels["data[0][0]: a string instead of a number"] == {"data": [["not a number", 2.0]]}
     assert labels["data: empty array"] == {"data": []}
+    assert labels["data: an object instead of an array"] == {"data": {"unexpected": "object"}}
     assert labels["null instead of the request object"] is None
 
 
