@@ -54,7 +54,7 @@ def evaluate_gates(gates: Any, figures: dict[str, Any]) -> list[GateResult]:
             continue
         limit = float(limit)
         measured = figures.get(figure)
-        limit_text = _fmt(limit, unit, formatter)
+        limit_text = _fmt(limit, unit, formatter if key == "max_error_rate" else (lambda v: f"{v:g}"))
         if measured is None or (isinstance(measured, float) and math.isnan(measured)):
             results.append(GateResult(key, label, None, limit, False, f"{label} not measured (gate {limit_text})"))
             continue

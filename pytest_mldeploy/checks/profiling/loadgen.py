@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
@@ -40,7 +40,8 @@ class LoadRun:
     generator_cpu: float = 0.0
     processes: int = 1
     log_tail: str = ""
-    extra: dict = field(default_factory=dict)
+    #: How many load processes reported records (one per Locust worker in distributed mode).
+    nodes: int = 1
 
     def stats(self) -> LoadStats:
         return summarize(self.records, self.start, self.end, self.users, self.errors)
@@ -170,4 +171,4 @@ def _load_run(data: dict, users: int, warmup_s: float, generator_cpu: float, pro
     covered = min((node["covered_until"] for node in nodes.values()), default=stopped)
     end = min(stopped, covered)
     start = min(started + warmup_s, end)
-    return LoadRun(users, records, errors, start, end, generator_cpu, processes, log_tail)
+    return LoadRun(users, records, errors, start, end, generator_cpu, processes, log_tail, nodes=len(nodes))
