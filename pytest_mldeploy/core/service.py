@@ -348,7 +348,10 @@ class Service(ABC):
         """The error that explains the current state to a person reading a CI log."""
         log_tail = self._safe_logs(LOG_TAIL_LINES)
         reason = self._reason or "no reason recorded"
-        message = f"{self.describe()} is {self._state.value}: {reason}"
+        headline, _, details = reason.partition("\n")
+        message = f"{self.describe()} is {self._state.value}: {headline}"
+        if details.strip() and details.strip() not in log_tail:
+            message += "\n" + details.rstrip()
         if log_tail.strip():
             message += f"\n--- last {LOG_TAIL_LINES} log lines of '{self.name}' ---\n{log_tail.rstrip()}"
         else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -38,6 +39,28 @@ def target() -> DockerTarget:
 @pytest.fixture(scope="module")
 def client(target):
     return target.client
+
+
+@pytest.fixture(scope="module", autouse=True)
+def base_image(client):
+    """Use the offline base image (`mldeploy base-image`) when the default one cannot be had here."""
+    import docker.errors
+
+    from pytest_mldeploy.core.base_image import DEFAULT_BASE_IMAGE, LOCAL_BASE_TAG
+
+    def present(tag: str) -> bool:
+        try:
+            client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    chosen = os.environ.get("MLDEPLOY_BASE_IMAGE") or (DEFAULT_BASE_IMAGE if present(DEFAULT_BASE_IMAGE) else LOCAL_BASE_TAG)
+    if not present(chosen):
+        pytest.fail(f"base image {chosen} is not in the local engine: run `mldeploy base-image --if-missing` first")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLDEPLOY_BASE_IMAGE", chosen)  # the pytester subprocess inherits it too
+        yield chosen
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -161,10 +184,8 @@ def _dead_pid_and_start() -> tuple[int, float]:
     return child.pid, start
 
 
-def test_sweep_removes_stale_and_leaves_live_owners(target, client):
-    image = client.images.list(name="mldeploy/base")[0].tags[0] if client.images.list(name="mldeploy/base") else None
-    if image is None:
-        pytest.fail("no mldeploy/base image: run `mldeploy base-image --if-missing` first")
+def test_sweep_removes_stale_and_leaves_live_owners(target, client, base_image):
+    image = base_image
     dead_pid, dead_start = _dead_pid_and_start()
     stale_labels = owner_labels("sweep-test")
     stale_labels.update({"mldeploy.pid": str(dead_pid), "mldeploy.pid-start": f"{dead_start:.3f}", "mldeploy.run-id": "stale000"})
@@ -211,6 +232,39 @@ def test_a_failing_test_leaves_no_container(pytester, client):
     )
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    ids = [line.split()[1] for line in result.outlines if line.startswith("CONTAINER ")]
+    ids = re.findall(r"CONTAINER ([0-9a-f]{64})", result.stdout.str())
     assert len(ids) == 1
     assert client.containers.list(all=True, filters={"id": ids[0]}) == []
+
+
+def test_sigterm_removes_the_run_containers(client):
+    """A run ended by SIGTERM (CI cancelling a job) removes its containers on the way out."""
+    script = textwrap.dedent(
+        f"""
+        import sys, tempfile, time
+        from pytest_mldeploy.core.config import load_project
+        from pytest_mldeploy.core.registry import Registry
+        from pytest_mldeploy.core.targets.docker import DockerTarget
+
+        project = load_project({str(EXAMPLE / "mldeploy.yaml")!r})
+        service = DockerTarget(notice=None).deploy(
+            project.deployments["diabetes"], project, registry=Registry(tempfile.mkdtemp()), wait=False
+        )
+        print("CONTAINER", service.container_id, flush=True)
+        time.sleep(600)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        match = re.search(r"CONTAINER ([0-9a-f]{64})", line)
+        assert match, f"the child printed {line!r}"
+        assert len(client.containers.list(all=True, filters={"id": match.group(1)})) == 1
+        child.terminate()
+        child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -15  # ended by SIGTERM, after cleaning up
+    assert client.containers.list(all=True, filters={"id": match.group(1)}) == []
