@@ -1,0 +1,196 @@
+"""Measure the scoring server's HTTP stack choices on the sklearn-diabetes example with wrk.
+
+Each stack serves the example's unmodified score.py from a temporary Azure-style app root, pinned
+to core 0; `wrk -t1 -c8` runs on core 1 and posts the two-row request from the reference
+measurement. Prints requests/s and latency percentiles per stack. Needs `wrk` and `taskset`.
+
+    python benchmarks/bench_server_stacks.py [--duration 10] [--connections 8] [--only NAME ...]
+
+Stacks:
+- `uvicorn-httptools-uvloop-thread`: the server as shipped (run() on the run thread).
+- `uvicorn-httptools-uvloop-inline`: run() called on the event loop (MLDEPLOY_RUN_INLINE=1).
+- `uvicorn-httptools-asyncio-thread`: the standard asyncio loop instead of uvloop.
+- `uvicorn-h11-uvloop-thread`: uvicorn's pure-Python HTTP parser.
+- `stdlib-threading-httpserver`: `http.server.ThreadingHTTPServer` calling the same UserScript.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "example_projects" / "sklearn-diabetes"
+BODY = '{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}'
+
+_UVICORN = """
+import sys
+from pytest_mldeploy.server.settings import load_settings
+from pytest_mldeploy.server.serve import bind, configure_logging, run_worker
+settings = load_settings()
+configure_logging(settings.log_level)
+sys.exit(run_worker(settings, bind(settings.host, settings.port), "bench", http=sys.argv[1], loop=sys.argv[2]))
+"""
+
+_STDLIB = """
+import json, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pytest_mldeploy.server.settings import load_settings
+from pytest_mldeploy.server.user_script import BadRequest, UserScript
+settings = load_settings()
+script = UserScript(settings)
+script.load()
+script.init()
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        headers = [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
+        try:
+            kwargs = script.arguments("POST", self.path, b"", headers, body)
+            status, payload = 200, json.dumps(script.call(kwargs), allow_nan=False).encode()
+        except BadRequest as exc:
+            status, payload = exc.status, json.dumps({"message": exc.message}).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", "7")
+        self.end_headers()
+        self.wfile.write(b"Healthy")
+
+ThreadingHTTPServer((settings.host, settings.port), Handler).serve_forever()
+"""
+
+STACKS = {
+    "uvicorn-httptools-uvloop-thread": (["-m", "pytest_mldeploy.server"], {}),
+    "uvicorn-httptools-uvloop-inline": (["-m", "pytest_mldeploy.server"], {"MLDEPLOY_RUN_INLINE": "1"}),
+    "uvicorn-httptools-asyncio-thread": (["-c", _UVICORN, "httptools", "asyncio"], {}),
+    "uvicorn-h11-uvloop-thread": (["-c", _UVICORN, "h11", "uvloop"], {}),
+    "stdlib-threading-httpserver": (["-c", _STDLIB], {}),
+}
+
+
+def lay_out_app(root: Path) -> dict[str, str]:
+    """The example as Azure lays it out: app/src/score.py, app/azureml-models/NAME/1/model.pkl."""
+    src = root / "src"
+    src.mkdir(parents=True)
+    shutil.copy(EXAMPLE / "score.py", src / "score.py")
+    model_dir = root / "azureml-models" / "sklearn_regression_model" / "1"
+    model_dir.mkdir(parents=True)
+    shutil.copy(EXAMPLE / "models" / "sklearn_regression_model.pkl", model_dir)
+    return {
+        "AML_APP_ROOT": str(root),
+        "AZUREML_SOURCE_DIRECTORY": "src",
+        "AZUREML_ENTRY_SCRIPT": "score.py",
+        "AZUREML_MODEL_DIR": str(model_dir),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy within {timeout_s} s")
+
+
+def run_wrk(url: str, duration: int, connections: int, lua: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        result[f"p{pct}"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result["errors"] = float(non2xx.group(1)) if non2xx else 0.0
+    return result
+
+
+def bench(name: str, env: dict[str, str], duration: int, connections: int, lua: Path) -> dict[str, float]:
+    args, extra = STACKS[name]
+    port = free_port()
+    full_env = {**os.environ, **env, **extra, "MLDEPLOY_PORT": str(port), "MLDEPLOY_HOST": "127.0.0.1",
+                "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(["taskset", "-c", "0", sys.executable, *args], env=full_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/", process)
+        run_wrk(f"http://127.0.0.1:{port}/score", 2, connections, lua)  # warm-up
+        return run_wrk(f"http://127.0.0.1:{port}/score", duration, connections, lua)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument("--only", nargs="*", choices=sorted(STACKS), help="stacks to measure (default: all)")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (apt-get install wrk util-linux)", file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="mldeploy-bench-") as tmp:
+        env = lay_out_app(Path(tmp) / "app")
+        lua = Path(tmp) / "post.lua"
+        lua.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{BODY}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        print(f"wrk -t1 -c{args.connections} -d{args.duration}s on core 1, server on core 0, POST /score (2 rows)")
+        print(f"{'stack':36} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for name in args.only or list(STACKS):
+            try:
+                r = bench(name, env, args.duration, args.connections, lua)
+            except Exception as exc:  # report and go on with the other stacks
+                print(f"{name:36} failed: {exc}")
+                continue
+            print(f"{name:36} {r['rps']:9.0f} {r['p50']:8.2f} {r['p90']:8.2f} {r['p99']:8.2f} {r['errors']:8.0f}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

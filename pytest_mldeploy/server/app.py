@@ -1,0 +1,378 @@
+"""The raw ASGI application: routes, Azure's headers and error bodies, auth, CORS, body limit, readiness.
+
+Kept free of frameworks on purpose: per request it only scans the headers once, reads the body,
+prepares run()'s arguments, calls run() (on the run thread, see runner.py) and writes JSON.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Awaitable, Callable, Optional
+
+from pytest_mldeploy import __version__
+
+from . import amlhttp, swagger
+from .runner import RunThread, ScoringInterrupted, ScoringTimeout
+from .settings import Settings
+from .user_script import BadRequest, ScriptError, UserScript
+
+log = logging.getLogger("mldeploy.server")
+
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+SERVER_VERSION = f"pytest-mldeploy/{__version__}"
+ID_LIMIT = 100
+INIT_FAILED_EXIT_CODE = 3
+
+MSG_SCRIPT_ERROR = "An unexpected error occurred in scoring script. Check the logs for more info."
+MSG_INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
+MSG_NOT_FOUND = (
+    "The requested URL was not found on the server. If you entered the URL manually please check your "
+    "spelling and try again."
+)
+MSG_NOT_READY = "The service is starting: init() has not finished yet. Retry shortly."
+MSG_UNAUTHORIZED = "Unauthorized: send the header 'Authorization: Bearer <key>' with one of the service's keys."
+
+_JSON = (b"content-type", b"application/json")
+_HTML = (b"content-type", b"text/html; charset=utf-8")
+_SERVER = (b"x-ms-server-version", SERVER_VERSION.encode())
+_FAILED = {False: (b"x-ms-run-function-failed", b"False"), True: (b"x-ms-run-function-failed", b"True")}
+_CLOSE = (b"connection", b"close")
+_ALLOWED_METHODS = b"GET, HEAD, POST, OPTIONS"
+
+
+class _Request:
+    """The few header values the server itself reads, found in one pass."""
+
+    __slots__ = ("request_id", "legacy_id", "client_id", "origin", "authorization", "content_length",
+                 "trace_id", "preflight_headers", "preflight_method")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.request_id = self.legacy_id = self.client_id = b""
+        self.origin = self.authorization = self.content_length = self.trace_id = None
+        self.preflight_headers = self.preflight_method = None
+        for name, value in headers:
+            if name == b"content-length":
+                self.content_length = value
+            elif name == b"authorization":
+                self.authorization = value
+            elif name == b"x-request-id":
+                self.request_id = value
+            elif name == b"x-ms-request-id":
+                self.legacy_id = value
+            elif name == b"x-ms-client-request-id":
+                self.client_id = value
+            elif name == b"origin":
+                self.origin = value
+            elif name == b"traceid":
+                self.trace_id = value
+            elif name == b"access-control-request-method":
+                self.preflight_method = value
+            elif name == b"access-control-request-headers":
+                self.preflight_headers = value
+
+
+class ScoringApp:
+    """The ASGI app for one entry script. Lifespan start-up loads the script and runs init() on a thread."""
+
+    def __init__(self, settings: Settings, public_url: Optional[str] = None) -> None:
+        self.settings = settings
+        self.public_url = public_url or f"http://{settings.host}:{settings.port}"
+        self.script = UserScript(settings)
+        self.ready = False
+        self.runner: Optional[RunThread] = None
+        prefix = settings.path_prefix
+        self.health_path = f"{prefix}/"
+        self.score_path = f"{prefix}/score"
+        self.swagger_path = f"{prefix}/swagger.json"
+        self._keys = [f"Bearer {key}".encode() for key in settings.auth_keys]
+        self._cors_any = "*" in settings.cors_origins
+        self._cors = {origin.encode() for origin in settings.cors_origins}
+        self._swagger_cache: dict[str, bytes] = {}
+        self._timeout_ms = settings.timeout_ms
+
+    # ---- lifespan ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def start(self) -> None:
+        """Start the run thread and, on another thread, load the script and call init()."""
+        if not self.settings.run_inline:
+            self.runner = RunThread()
+        threading.Thread(target=self._initialise, name="mldeploy-init", daemon=True).start()
+
+    def _initialise(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.script.load()
+            self.script.init()
+        except ScriptError as exc:
+            self._fail(f"cannot serve {self.settings.entry_script}: {exc}")
+        except BaseException:
+            self._fail(f"init() of {self.settings.entry_script} failed (or importing it did):\n{traceback.format_exc()}")
+        else:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.ready = True
+            log.info("init() done in %.0f ms; ready on %s (run() %s)", elapsed, self.public_url,
+                     "called inline" if self.settings.run_inline else "on the run thread")
+
+    def _fail(self, message: str) -> None:
+        log.error("%s\nexiting with code %d", message.rstrip(), INIT_FAILED_EXIT_CODE)
+        for handler in logging.getLogger().handlers + log.handlers:
+            handler.flush()
+        os._exit(INIT_FAILED_EXIT_CODE)
+
+    # ---- routing -------------------------------------------------------------------------------
+
+    async def _http(self, scope: dict, receive: Receive, send: Send) -> None:
+        request = _Request(scope["headers"])
+        base = self._base_headers(request)
+        if base is None:
+            await self._send(send, 431, _message(
+                f"x-request-id, x-ms-request-id and x-ms-client-request-id must not exceed {ID_LIMIT} characters"),
+                [_JSON, _SERVER])
+            return
+        path, method = scope["path"], scope["method"]
+        if path == self.score_path:
+            await self._score_route(scope, receive, send, request, base, method)
+        elif path == self.health_path:
+            if method in ("GET", "HEAD"):
+                if self.ready:
+                    await self._send(send, 200, b"" if method == "HEAD" else b"Healthy", base + [_HTML])
+                else:
+                    await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
+            elif method == "OPTIONS":
+                await self._options(send, request, base)
+            else:
+                await self._send(send, 405, _message("Method not allowed"), base + [_JSON])
+        elif path == self.swagger_path:
+            if method == "OPTIONS":
+                await self._options(send, request, base)
+            elif method != "GET":
+                await self._send(send, 405, _message("Method not allowed"), base + [_JSON])
+            elif not self.ready:
+                await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
+            elif not self._authorised(request):
+                await self._unauthorised(send, base)
+            else:
+                await self._swagger(scope, send, base)
+        else:
+            await self._send(send, 404, _message(MSG_NOT_FOUND), base + [_JSON])
+
+    async def _score_route(self, scope: dict, receive: Receive, send: Send, request: _Request,
+                           base: list, method: str) -> None:
+        if method == "OPTIONS":
+            await self._options(send, request, base)
+            return
+        if method not in ("GET", "POST"):
+            await self._send(send, 405, _message("Method not allowed"), base + [_JSON, _FAILED[False]])
+            return
+        if not self.ready:
+            await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON, _FAILED[False]])
+            return
+        if not self._authorised(request):
+            await self._unauthorised(send, base)
+            return
+        body = await self._read_body(receive, request)
+        if body is None:
+            await self._send(send, 413, _message(
+                f"Request body is larger than the service's limit of {self.settings.max_body_bytes} bytes "
+                f"(MLDEPLOY_MAX_BODY_BYTES)"), base + [_JSON, _FAILED[False], _CLOSE])
+            return
+        await self._score(scope, send, base, method, body)
+
+    # ---- /score --------------------------------------------------------------------------------
+
+    async def _score(self, scope: dict, send: Send, base: list, method: str, body: bytes) -> None:
+        script = self.script
+        try:
+            kwargs = script.arguments(method, scope["path"], scope["query_string"], scope["headers"], body,
+                                      scope.get("scheme", "http"), _client(scope))
+        except BadRequest as exc:
+            await self._send(send, exc.status, _message(exc.message), base + [_JSON, _FAILED[False]])
+            return
+        except Exception:
+            log.error("preparing run()'s arguments failed:\n%s", traceback.format_exc())
+            await self._send(send, 500, _message(MSG_SCRIPT_ERROR), base + [_JSON, _FAILED[True]])
+            return
+
+        try:
+            if self.runner is None:
+                started = time.perf_counter()
+                output = script.call(kwargs)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+            else:
+                output, elapsed_ms = await self.runner.call(lambda: script.call(kwargs), self._timeout_ms)
+        except (ScoringTimeout, ScoringInterrupted):
+            log.error("run() did not finish within SCORING_TIMEOUT_MS=%d", self._timeout_ms)
+            await self._send(send, 500, _message(f"Scoring timeout after {self._timeout_ms} ms"),
+                             base + [_JSON, _FAILED[True]])
+            return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.error("run() raised:\n%s", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            await self._send(send, 500, _message(MSG_SCRIPT_ERROR), base + [_JSON, _FAILED[True]])
+            return
+
+        exec_ms = (b"x-ms-run-fn-exec-ms", f"{elapsed_ms:.3f}".encode())
+        if isinstance(output, amlhttp.AMLResponse):
+            failed = output.run_function_failed or output.status_code >= 500
+            headers = base + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in output.headers]
+            await self._send(send, output.status_code, output.body, headers + [_FAILED[failed], exec_ms])
+            return
+        try:
+            payload = json.dumps(output, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            log.error("run() returned a value that is not strict JSON (%s: %s); type %s",
+                      type(exc).__name__, exc, type(output).__name__)
+            await self._send(send, 500, _message(MSG_INTERNAL_ERROR), base + [_JSON, _FAILED[False], exec_ms])
+            return
+        await self._send(send, 200, payload, base + [_JSON, _FAILED[False], exec_ms])
+
+    async def _read_body(self, receive: Receive, request: _Request) -> Optional[bytes]:
+        """The whole body, or None past the limit (refused on Content-Length before reading any of it)."""
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None:
+            try:
+                if int(request.content_length) > limit:
+                    return None
+            except ValueError:
+                pass
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body if len(body) <= limit else None
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # ---- swagger, auth, CORS -------------------------------------------------------------------
+
+    async def _swagger(self, scope: dict, send: Send, base: list) -> None:
+        version = "2"
+        for key, value in _query_pairs(scope["query_string"]):
+            if key == "version":
+                version = value
+        version = {"2.0": "2", "3.0": "3", "3.0.3": "3"}.get(version, version)
+        if version not in self._swagger_cache:
+            try:
+                document = swagger.build(
+                    version,
+                    title=self.settings.service_name,
+                    service_version=self.settings.service_version,
+                    prefix=self.settings.path_prefix,
+                    input_schema=self.script.input_schema(),
+                    output_schema=self.script.output_schema(),
+                    supported=self.script.supported_versions(),
+                )
+            except swagger.SwaggerVersionError as exc:
+                await self._send(send, 404, _message(str(exc)), base + [_JSON])
+                return
+            self._swagger_cache[version] = json.dumps(document, indent=2).encode("utf-8")
+        await self._send(send, 200, self._swagger_cache[version], base + [_JSON])
+
+    def _authorised(self, request: _Request) -> bool:
+        if not self._keys:
+            return True
+        given = request.authorization or b""
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(given, key)
+        return matched
+
+    async def _unauthorised(self, send: Send, base: list) -> None:
+        await self._send(send, 401, _message(MSG_UNAUTHORIZED), base + [_JSON, (b"www-authenticate", b"Bearer")])
+
+    async def _options(self, send: Send, request: _Request, base: list) -> None:
+        headers = base + [_HTML, _FAILED[False]]
+        if request.preflight_method is not None and self._origin_allowed(request.origin):
+            headers.append((b"access-control-allow-methods", _ALLOWED_METHODS))
+            if request.preflight_headers:
+                headers.append((b"access-control-allow-headers", request.preflight_headers))
+            headers.append((b"access-control-max-age", b"600"))
+        await self._send(send, 200, b"", headers)
+
+    def _origin_allowed(self, origin: Optional[bytes]) -> bool:
+        return origin is not None and (self._cors_any or origin in self._cors)
+
+    # ---- responses -----------------------------------------------------------------------------
+
+    def _base_headers(self, request: _Request) -> Optional[list[tuple[bytes, bytes]]]:
+        """Azure's request-id headers (None when an id is too long: 431), server version, CORS."""
+        request_id = request.request_id or str(uuid.uuid4()).encode()
+        legacy, client = request.legacy_id, request.client_id
+        if legacy:
+            client = client or legacy
+        else:
+            legacy = client or request_id
+        if len(request_id) > ID_LIMIT or len(legacy) > ID_LIMIT or len(client) > ID_LIMIT:
+            return None
+        headers = [(b"x-ms-request-id", legacy), (b"x-request-id", request_id), _SERVER]
+        if client:
+            headers.append((b"x-ms-client-request-id", client))
+        if request.trace_id is not None:
+            headers.append((b"traceid", request.trace_id))
+        if self._cors and request.origin is not None and self._origin_allowed(request.origin):
+            headers.append((b"access-control-allow-origin", b"*" if self._cors_any else request.origin))
+            headers.append((b"vary", b"Origin"))
+        return headers
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode("utf-8")
+
+
+def _client(scope: dict) -> Optional[str]:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def _query_pairs(query: bytes) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+
+
+def create_app(settings: Optional[Settings] = None) -> ScoringApp:
+    """The app for the current environment's settings (an ASGI app factory for uvicorn)."""
+    from .settings import load_settings
+
+    return ScoringApp(settings or load_settings())

@@ -1,0 +1,242 @@
+"""Loads the entry script and turns an HTTP request into run()'s arguments, as Azure ML does.
+
+Three ways to call run(), chosen from how it is declared (Azure's rules):
+- `@rawhttp`: run(AMLRequest) for GET and POST;
+- inference_schema decorators: the JSON body's keys become run()'s parameters, each deserialised
+  with its declared type (a missing key or a value the type rejects is a 400);
+- neither: run(body as str) for POST, run(JSON string of the query) for GET.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from types import ModuleType
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import parse_qsl
+
+from . import amlhttp, schema, shims
+from .settings import Settings
+
+MODE_RAWHTTP = "rawhttp"
+MODE_SCHEMA = "schema"
+MODE_STRING = "string"
+
+
+class ScriptError(RuntimeError):
+    """The entry script cannot be served as it is; the message says why and what to change."""
+
+
+class BadRequest(Exception):
+    """A client error for a /score request: status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class UserScript:
+    """The loaded entry script: its init(), its run(), and how requests map onto run()."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.module: Optional[ModuleType] = None
+        self.init_fn: Callable[[], Any] = lambda: None
+        self.run_fn: Callable[..., Any] = lambda data: None
+        self.mode = MODE_STRING
+        self.first_param = "data"
+        self.run_schema = schema.RunSchema(parameters=[])
+        self._call: Callable[..., Any] = self.run_fn
+
+    # ---- start-up ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Prepare the process like an Azure ML image, import the script and check run()'s declaration."""
+        settings = self.settings
+        path = settings.entry_script
+        if not path.is_file():
+            raise ScriptError(
+                f"entry script {path} does not exist (AZUREML_ENTRY_SCRIPT is relative to "
+                f"AZUREML_SOURCE_DIRECTORY={settings.source_dir}); fix those settings"
+            )
+        os.chdir(settings.source_dir.parent)
+        if str(settings.source_dir) not in sys.path:
+            sys.path.insert(0, str(settings.source_dir))
+        os.environ.setdefault("AML_APP_ROOT", str(settings.app_root))
+        if settings.model_dir:
+            os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+        shims.install()
+
+        spec = importlib.util.spec_from_file_location("entry_module", path)
+        if spec is None or spec.loader is None:
+            raise ScriptError(f"entry script {path} cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["entry_module"] = module
+        spec.loader.exec_module(module)
+        self.module = module
+
+        for name in ("init", "run"):
+            if not callable(getattr(module, name, None)):
+                raise ScriptError(f"entry script {path} does not define a {name}() function; add one")
+        driver = getattr(module, "driver_module", None)
+        self.run_fn = driver.run if isinstance(driver, ModuleType) and callable(getattr(driver, "run", None)) else module.run
+        self.init_fn = module.init
+        self._analyse(path)
+
+    def _analyse(self, path: Any) -> None:
+        run = self.run_fn
+        try:
+            params = list(inspect.signature(run).parameters.values())
+        except (TypeError, ValueError) as exc:
+            raise ScriptError(f"{path}: run() has no readable signature ({exc})") from None
+        if any(p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            raise ScriptError(f"{path}: run() cannot accept positional-only arguments, *args, or **kwargs")
+        body_params = [p for p in params if p.name != schema.REQUEST_HEADERS]
+        if not body_params:
+            raise ScriptError(f"{path}: run() needs an argument for the input data (besides request_headers)")
+        self.first_param = body_params[0].name
+        rawhttp = bool(getattr(run, amlhttp.RAWHTTP_ATTR, False)) or bool(amlhttp._rawHttpRequested)
+        decorated = schema.is_schema_decorated(run)
+        if rawhttp and decorated:
+            raise ScriptError(
+                f"{path}: run() cannot be decorated with both @rawhttp and @input_schema/@output_schema; "
+                f"remove one (with @rawhttp run() gets the whole request and parses it itself)"
+            )
+        self.run_schema = schema.analyse(run)
+        if rawhttp:
+            self.mode = MODE_RAWHTTP
+            self._call = run
+        elif decorated:
+            self.mode = MODE_SCHEMA
+            self._call = self.run_schema.target or run
+        else:
+            self.mode = MODE_STRING
+            self._call = run
+
+    def init(self) -> None:
+        """Call the script's init()."""
+        self.init_fn()
+
+    # ---- per request ---------------------------------------------------------------------------
+
+    def arguments(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        scheme: str = "http",
+        client: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """run()'s keyword arguments for this request; BadRequest for client errors.
+
+        `headers` are the raw ASGI (name, value) byte pairs.
+        """
+        raw_headers = list(headers)
+        if self.mode == MODE_RAWHTTP:
+            request = amlhttp.AMLRequest(
+                method, path, query, _decoded(raw_headers), body, scheme=scheme, remote_addr=client
+            )
+            kwargs: dict[str, Any] = {self.first_param: request}
+        elif method == "GET":
+            parsed = _query_values(query)
+            kwargs = self._schema_values(parsed) if self.mode == MODE_SCHEMA else {self.first_param: json.dumps(parsed)}
+        elif method == "POST":
+            kwargs = self._post_values(raw_headers, body)
+        else:
+            raise BadRequest(405, "Method not allowed")
+        if self.run_schema.wants_headers:
+            kwargs[schema.REQUEST_HEADERS] = _header_dict(raw_headers)
+        return kwargs
+
+    def _post_values(self, headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
+        if self.mode == MODE_STRING:
+            try:
+                return {self.first_param: body.decode("utf-8")}
+            except UnicodeDecodeError as exc:
+                raise BadRequest(400, f"Input cannot be decoded as UTF-8: {exc}") from None
+        content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"").decode("latin-1")
+        if not amlhttp.is_json_mimetype(content_type.split(";", 1)[0].strip().lower()):
+            raise BadRequest(415, "Expects Content-Type to be application/json")
+        try:
+            parsed = json.loads(body)
+        except ValueError as exc:
+            if body:
+                raise BadRequest(400, f"POST body could not be decoded as JSON: {exc}") from None
+            raise BadRequest(400, "POST body is empty. Expecting a JSON dictionary.") from None
+        if not isinstance(parsed, dict):
+            raise BadRequest(400, "POST body should be a JSON dictionary.")
+        return self._schema_values(parsed)
+
+    def _schema_values(self, body: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        provided = set()
+        for parameter in self.run_schema.parameters:
+            if parameter.name in body:
+                values[parameter.name] = body[parameter.name]
+                provided.add(parameter.name)
+            elif parameter.default is not inspect.Parameter.empty:
+                values[parameter.name] = parameter.default
+            else:
+                raise BadRequest(400, f"A value is not provided for the {parameter.name!r} parameter.")
+        try:
+            return schema.deserialise(self.run_schema, values, provided)
+        except schema.InputRejected as exc:
+            raise BadRequest(400, str(exc)) from None
+
+    def call(self, kwargs: dict[str, Any]) -> Any:
+        """Call run() (undecorated when only inference_schema wraps it) with prepared arguments."""
+        return self._call(**kwargs)
+
+    # ---- swagger -------------------------------------------------------------------------------
+
+    def input_schema(self) -> dict[str, Any]:
+        """The request body's JSON schema (free-form unless run() declares one)."""
+        if self.mode != MODE_SCHEMA:
+            return {}
+        return schema.input_schema_for(self.run_schema, self.run_fn)
+
+    def output_schema(self) -> dict[str, Any]:
+        """The response body's JSON schema (free-form unless run() declares one)."""
+        if self.mode != MODE_SCHEMA:
+            return {}
+        return schema.output_schema_for(self.run_schema, self.run_fn)
+
+    def supported_versions(self) -> list[str]:
+        """Swagger versions run()'s declared types fit."""
+        if self.mode != MODE_SCHEMA:
+            return ["2.0", "3.0", "3.1"]
+        return schema.supported_versions(self.run_schema, self.run_fn)
+
+
+def _query_values(query: bytes) -> dict[str, Any]:
+    """Query arguments as run() inputs: each value parsed as JSON when it is, repeated keys as lists (Azure)."""
+    grouped: dict[str, list[Any]] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        grouped.setdefault(key, []).append(parsed)
+    return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
+
+
+def _decoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(_title(name.decode("latin-1")), value.decode("latin-1")) for name, value in headers]
+
+
+def _title(name: str) -> str:
+    """`content-type` -> `Content-Type`, the spelling Flask/werkzeug give header names."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers as Azure passes them to run(request_headers=...): a dict with werkzeug's name spelling."""
+    result: dict[str, str] = {}
+    for name, value in _decoded(headers):
+        result[name] = f"{result[name]}, {value}" if name in result else value
+    return result
