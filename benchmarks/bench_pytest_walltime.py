@@ -42,12 +42,14 @@ TARGET_WARM_NO_PROFILE_S = 10.0
 # ---- the probe plugin (active only inside the measured pytest runs) ----------------------------
 
 _runners: list[Any] = []
+_marks: dict[str, float] = {}
 
 
 def pytest_configure(config: Any) -> None:
     """Remember every CheckRunner the plugin creates, to read its deploy times at the end."""
     if not os.environ.get(PROBE_ENV):
         return
+    _marks["configured"] = time.time()
     from pytest_mldeploy import runner as runner_module
 
     original = runner_module.CheckRunner.__init__
@@ -59,13 +61,26 @@ def pytest_configure(config: Any) -> None:
     runner_module.CheckRunner.__init__ = recording_init
 
 
+def pytest_collection_finish(session: Any) -> None:
+    _marks["collected"] = time.time()
+
+
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    """Write {deployment: deploy_seconds} of this session to the file named by PROBE_ENV."""
+    _marks["tests_done"] = time.time()
+
+
+def pytest_unconfigure(config: Any) -> None:
+    """Write the deploy times and phase marks of this session to the file named by PROBE_ENV.
+
+    This runs after the terminal summary, where the runner deletes its services, so the
+    teardown (tests_done -> unconfigured) includes stopping them.
+    """
     out = os.environ.get(PROBE_ENV)
     if not out:
         return
+    _marks["unconfigured"] = time.time()
     deploys = {name: record.deploy_seconds for r in _runners for name, record in r.records.items()}
-    Path(out).write_text(json.dumps(deploys))
+    Path(out).write_text(json.dumps({"deploys": deploys, "marks": _marks}))
 
 
 # ---- driving pytest ----------------------------------------------------------------------------
@@ -94,20 +109,24 @@ def run_pytest(target: str, *, profile: bool, workdir: Path, timeout: float) -> 
     env = {**os.environ, PROBE_ENV: str(probe),
            "MLDEPLOY_BASE_IMAGE": os.environ.get("MLDEPLOY_BASE_IMAGE", BASE_IMAGE),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(c.BENCH_DIR), str(c.REPO_ROOT), os.environ.get("PYTHONPATH", "")]))}
-    started = time.perf_counter()
+    started, started_epoch = time.perf_counter(), time.time()
     done = subprocess.run(cmd, cwd=c.EXAMPLE_DIR, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - started
     if not junit.exists():
         raise RuntimeError(f"pytest ({target}) wrote no junit report (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-1000:]}")
     items = parse_junit(junit)
-    deploys = json.loads(probe.read_text()) if probe.exists() else {}
+    probed = json.loads(probe.read_text()) if probe.exists() else {}
+    deploys, marks = probed.get("deploys") or {}, probed.get("marks") or {}
     deploy = sum(deploys.values()) if deploys else None
+    startup = marks["collected"] - started_epoch if "collected" in marks else None
+    teardown = marks["unconfigured"] - marks["tests_done"] if {"unconfigured", "tests_done"} <= marks.keys() else None
     profile_s = sum(t for name, t in items.items() if name.endswith("::profile") or name.endswith(".profile"))
     items_s = sum(items.values())
     checks = items_s - profile_s - (deploy or 0.0)
     failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     return {"target": target, "profile": profile, "wall": wall, "deploy": deploy, "checks": checks,
-            "profile_s": profile_s if profile else None, "overhead": wall - items_s, "items": items,
+            "profile_s": profile_s if profile else None, "startup": startup, "teardown": teardown,
+            "overhead": wall - items_s, "items": items,
             "exit_code": done.returncode, "failed": failed,
             "summary": (done.stdout.strip().splitlines() or [""])[-1]}
 
@@ -153,7 +172,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per pytest run")
     args = parser.parse_args(argv)
 
-    header = ["target", "run", "wall s median (min-max)", "deploy s", "checks s", "profile s", "overhead s", "result"]
+    header = ["target", "run", "wall s median (min-max)", "start-up + collect s", "deploy s", "checks s", "profile s",
+              "teardown s", "result"]
     rows: list[list[Any]] = []
     missing: list[str] = []
     notes: list[str] = []
@@ -189,14 +209,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             data["runs"][target] = {"warm_up": warm, "no_profile": runs, "full": full}
 
             wall = c.Spread.of([x["wall"] for x in runs])
-            rows.append([target, "warm-up (fills caches)", c.fmt(warm["wall"]), c.fmt(warm["deploy"]),
-                         c.fmt(warm["checks"]), "-", c.fmt(warm["overhead"]), warm["summary"]])
-            rows.append([target, f"warm, -k 'not profile' (x{len(runs)})", wall.fmt(1),
+            rows.append([target, "warm-up (fills caches)", c.fmt(warm["wall"]), c.fmt(warm["startup"]),
+                         c.fmt(warm["deploy"]), c.fmt(warm["checks"]), "-", c.fmt(warm["teardown"]), warm["summary"]])
+            rows.append([target, f"warm, -k 'not profile' (x{len(runs)})", wall.fmt(1), c.fmt(_median(runs, "startup")),
                          c.fmt(_median(runs, "deploy")), c.fmt(_median(runs, "checks")), "-",
-                         c.fmt(_median(runs, "overhead")), runs[-1]["summary"]])
+                         c.fmt(_median(runs, "teardown")), runs[-1]["summary"]])
             if full:
-                rows.append([target, "warm, with profile", c.fmt(full["wall"]), c.fmt(full["deploy"]),
-                             c.fmt(full["checks"]), c.fmt(full["profile_s"]), c.fmt(full["overhead"]), full["summary"]])
+                rows.append([target, "warm, with profile", c.fmt(full["wall"]), c.fmt(full["startup"]), c.fmt(full["deploy"]),
+                             c.fmt(full["checks"]), c.fmt(full["profile_s"]), c.fmt(full["teardown"]), full["summary"]])
             valid = all(x["exit_code"] in (0, 1) and x["items"] for x in runs)
             ratios.append(c.ratio_entry(f"{target}: warm run without profiling (s)", wall.median,
                                         f"< {TARGET_WARM_NO_PROFILE_S:g} s",
@@ -219,7 +239,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             notes.append(f"image build numbers: results/{image.get('name')}.json ({image.get('date')}); its table is in the README")
             missing.extend(f"image: {m}" for m in image.get("missing", []))
 
-    notes.append("deploy = the runner's deploy_seconds (read by the probe plugin); checks = junit item times - deploy - profile")
+    notes.append("start-up + collect = process start to end of collection; deploy = the runner's deploy_seconds; "
+                 "checks = junit item times - deploy - profile; teardown = end of tests to pytest exit (stops the service); "
+                 "all read by a probe plugin (this script, loaded with -p)")
     c.print_report(TITLE, header, rows, ratios, missing, notes)
     path = c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
     print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
