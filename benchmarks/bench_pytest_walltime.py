@@ -114,7 +114,7 @@ def run_pytest(target: str, *, profile: bool, workdir: Path, timeout: float) -> 
     wall = time.perf_counter() - started
     if not junit.exists():
         raise RuntimeError(f"pytest ({target}) wrote no junit report (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-1000:]}")
-    items = parse_junit(junit)
+    items, images = parse_junit(junit)
     probed = json.loads(probe.read_text()) if probe.exists() else {}
     deploys, marks = probed.get("deploys") or {}, probed.get("marks") or {}
     deploy = sum(deploys.values()) if deploys else None
@@ -127,17 +127,26 @@ def run_pytest(target: str, *, profile: bool, workdir: Path, timeout: float) -> 
     return {"target": target, "profile": profile, "wall": wall, "deploy": deploy, "checks": checks,
             "profile_s": profile_s if profile else None, "startup": startup, "teardown": teardown,
             "overhead": wall - items_s, "items": items,
-            "exit_code": done.returncode, "failed": failed,
+            "exit_code": done.returncode, "failed": failed, "images": images,
             "summary": (done.stdout.strip().splitlines() or [""])[-1]}
 
 
-def parse_junit(path: Path) -> dict[str, float]:
-    """{classname::name: seconds} for every testcase in a junit XML report (setup + call + teardown)."""
+def parse_junit(path: Path) -> tuple[dict[str, float], list[str]]:
+    """({classname::name: seconds} for every testcase (setup + call + teardown), the service images the checks ran on)."""
     times: dict[str, float] = {}
+    images: set[str] = set()
     for case in ET.parse(path).getroot().iter("testcase"):
         key = f"{case.get('classname', '')}::{case.get('name', '')}"
         times[key] = times.get(key, 0.0) + float(case.get("time") or 0.0)
-    return times
+        for prop in case.iter("property"):
+            if prop.get("name") == "mldeploy":
+                try:
+                    image = json.loads(prop.get("value") or "{}").get("image")
+                except ValueError:
+                    continue
+                if image:
+                    images.add(image)
+    return times, sorted(images)
 
 
 # ---- the image engineer's numbers --------------------------------------------------------------
@@ -217,6 +226,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             if full:
                 rows.append([target, "warm, with profile", c.fmt(full["wall"]), c.fmt(full["startup"]), c.fmt(full["deploy"]),
                              c.fmt(full["checks"]), c.fmt(full["profile_s"]), c.fmt(full["teardown"]), full["summary"]])
+            seen = [tuple(x["images"]) for x in [warm, *runs, *([full] if full else [])]]
+            if len(set(seen)) > 1:
+                notes.append(f"{target}: the service image changed between runs ({' -> '.join(', '.join(i) or '?' for i in seen)}): "
+                             "its inputs changed mid-benchmark (someone edited the server or the example), so a "
+                             "'warm' run included a rebuild")
             valid = all(x["exit_code"] in (0, 1) and x["items"] for x in runs)
             ratios.append(c.ratio_entry(f"{target}: warm run without profiling (s)", wall.median,
                                         f"< {TARGET_WARM_NO_PROFILE_S:g} s",

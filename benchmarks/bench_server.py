@@ -158,7 +158,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         notes.append(busy)
         print(f"warning: {busy}", flush=True)
     body = two_row_body()
-    venv = azmlinfsrv_venv()
+    try:
+        venv = azmlinfsrv_venv()
+    except subprocess.CalledProcessError as exc:
+        print(f"MISSING: the azmlinfsrv virtual environment could not be set up ({exc}); "
+              f"try: python -m pip install {' '.join(AZMLINFSRV_PACKAGES)} in {c.CACHE_DIR / 'azmlinfsrv-venv'}")
+        return 1
     data["azmlinfsrv_version"] = c.venv_version(venv, "azureml-inference-server-http")
     data["body"] = body.decode()
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
@@ -186,6 +191,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             except c.MissingPiece as exc:
                 missing.append(str(exc))
                 servers = [theirs_proc]
+            except RuntimeError as exc:
+                missing.append(f"ours could not be measured: {exc}")
+                servers[0].close()
+                servers = [theirs_proc]
             print(f"measuring {', '.join(s.name for s in servers)} ...", flush=True)
             runs = measure(servers, script, args, args.rounds)
         finally:
@@ -208,9 +217,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 answer(proc, body)
                 two = summarise(measure([proc], script, args, args.two_worker_rounds)["ours-2w"])
                 data["runs_two_workers"] = two
+                rows.append(row("ours, 2 workers (cores 0-1)", "", two))
+            except RuntimeError as exc:
+                missing.append(f"ours with 2 workers could not be measured: {exc}")
             finally:
                 proc.close()
-            rows.append(row("ours, 2 workers (cores 0-1)", "", two))
 
     ratios = []
     if ours:
