@@ -1,0 +1,149 @@
+"""Profiles on the process target against the real scoring server (short durations via config overrides)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pytest_mldeploy.checks.base import CheckContext, Outcome
+from pytest_mldeploy.checks.client import ScoringClient
+from pytest_mldeploy.checks.profiling import ProfileSettings, check_profile, profile_deployment
+from pytest_mldeploy.checks.profiling.report import AZURE_FIELDS
+from pytest_mldeploy.checks.profiling.sampling import ProcessSampler
+from pytest_mldeploy.core.config import load_project
+from pytest_mldeploy.core.targets.process import ProcessTarget
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
+PROJECTS = REPO / "tests" / "projects"
+FAST = ProfileSettings(step_s=2, warmup_s=0.5)
+
+
+def _project(source: Path, tmp_path: Path) -> Any:
+    """A copy of a project (so its registry lands in tmp_path, not the repository)."""
+    copy = tmp_path / source.name
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    return load_project(copy / "mldeploy.yaml")
+
+
+def _short(deployment: Any, **profile: Any) -> Any:
+    """The deployment with its profile settings overridden (pydantic copies; the project file is untouched)."""
+    return deployment.model_copy(update={"profile": deployment.profile.model_copy(update=profile)})
+
+
+@pytest.fixture
+def services() -> Iterator[list]:
+    started: list = []
+    yield started
+    for service in started:
+        service.delete()
+
+
+def test_example_is_profiled_and_reports_are_written(tmp_path: Path) -> None:
+    project = _project(EXAMPLE, tmp_path)
+    deployment = _short(project.deployment("diabetes"), duration_s=4, max_concurrency=4)
+    lines: list[str] = []
+    result = profile_deployment(project, deployment, "process", tmp_path / "out", progress=lines.append, settings=FAST)
+
+    assert result.json_path == tmp_path / "out" / "profile.json" and result.html_path == tmp_path / "out" / "profile.html"
+    data = json.loads(result.json_path.read_text())
+    assert all(name in data for name in AZURE_FIELDS)
+    assert data["target"] == "process"
+    assert data["successRate"] == 100.0 and data["totalQueries"] > 0
+    assert data["requestedCpu"] >= 0.1 and data["requestedMemoryInGb"] >= 0.1
+    # the recommendation covers what was measured, plus the margin
+    assert data["requestedMemoryInGb"] >= data["maxUtilizedMemoryInGb"] * 1.15 - 1e-9
+    assert data["requestedCpu"] >= data["recommendation"]["cpu_p90"] * 1.15 - 1e-9
+    assert data["verification"]["verdict"] == "unverified"
+    assert "cannot enforce" in data["verification"]["reason"]
+    assert [s["concurrency"] for s in data["sweep"]][0] == 1
+    assert data["concurrency"] in [s["concurrency"] for s in data["sweep"]]
+    assert [g["gate"] for g in data["gates"]] == ["latency_p95_ms"]  # the example's gate
+    assert len(data["samples"]) >= 4
+    assert any(p["label"] == "steady" for p in data["phases"])
+    assert "sample_requests.txt" in data["workload"]
+    html = result.html_path.read_text()
+    assert html.count('src="data:image/png;base64,') == 3
+    assert any(line.startswith("profile: sweep concurrency 1:") for line in lines)
+    assert any("verification unverified" in line for line in lines)
+    # the service it deployed is gone again
+    assert not any("pytest_mldeploy.server" in " ".join(p.cmdline()) for p in _children())
+
+
+def _children() -> list:
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.cmdline()
+            out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def test_slow_script_fails_its_latency_gate(tmp_path: Path, services: list) -> None:
+    project = _project(PROJECTS / "slow", tmp_path)
+    deployment = project.deployment("slow")
+    service = ProcessTarget().deploy(deployment, project)
+    services.append(service)
+    ctx = CheckContext(project, deployment, service, ScoringClient.from_service(service), target=ProcessTarget(), report_dir=tmp_path / "report")
+    result = check_profile(ctx)
+
+    assert result.outcome is Outcome.FAILED
+    p95 = result.figures["latencyPercentile95InMs"]
+    assert p95 >= 150  # run() sleeps 150 ms: no request can be faster
+    assert f"latency p95 {p95:.1f} ms > gate 50 ms" in result.summary
+    assert "[profile]" in result.report and "curl" in result.report and "/score" in result.report
+    assert result.figures["verdict"] == "unverified"
+    assert Path(result.figures["report"]).is_file() and Path(result.figures["json"]).is_file()
+    assert json.loads(Path(result.figures["json"]).read_text())["gatesPassed"] is False
+
+
+def test_swagger_example_is_the_workload_without_a_requests_file(tmp_path: Path, services: list) -> None:
+    project = _project(EXAMPLE, tmp_path)
+    deployment = _short(project.deployment("diabetes"), requests=None, duration_s=3, max_concurrency=1)
+    service = ProcessTarget().deploy(deployment, project)
+    services.append(service)
+    result = profile_deployment(project, deployment, ProcessTarget(), None, service=service, settings=FAST)
+    assert "swagger example" in result.workload
+    assert result.steady.success == result.steady.total > 0
+    assert result.json_path is None
+    assert not service.deleted  # a service passed in is the caller's to delete
+
+
+def test_leaky_script_is_flagged(tmp_path: Path) -> None:
+    project = _project(PROJECTS / "leaky", tmp_path)
+    result = profile_deployment(project, "leaky", "process", tmp_path / "out", settings=FAST)
+    assert result.growth.leak, result.growth.reason
+    assert result.growth.slope_mb_per_min > 10 and result.growth.r2 >= 0.8
+    assert any("probable leak" in w for w in result.warnings)
+    data = json.loads(result.json_path.read_text())
+    assert data["memoryLeak"] is True and data["memoryGrowth"]["leak"] is True
+
+
+def test_process_sampler_counts_children(tmp_path: Path) -> None:
+    # The parent sleeps; its child spins: the tree's CPU is the child's.
+    script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'while True: pass']); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        time.sleep(0.5)
+        sampler = ProcessSampler(parent.pid, interval_s=0.5).start()
+        time.sleep(3)
+        samples = sampler.stop()
+    finally:
+        import os
+        import signal
+
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert len(samples) >= 3
+    assert max(s.cpu for s in samples) > 0.2  # a spinning child; the parent alone would read about 0
+    assert all(s.memory > 5 * 1024**2 for s in samples)  # two Python interpreters
