@@ -49,6 +49,24 @@ _CLOSE = (b"connection", b"close")
 _ALLOWED_METHODS = b"GET, HEAD, POST, OPTIONS"
 
 
+class SharedReadiness:
+    """One byte per worker in memory shared across fork: the service is ready when every worker is."""
+
+    def __init__(self, workers: int) -> None:
+        import mmap
+
+        self._memory = mmap.mmap(-1, workers)
+        self._workers = workers
+
+    def mark(self, index: int) -> None:
+        """Record that worker `index` has finished init()."""
+        self._memory[index] = 1
+
+    def all_ready(self) -> bool:
+        """True when every worker has finished init()."""
+        return self._memory[: self._workers].count(1) == self._workers
+
+
 class _Request:
     """The few header values the server itself reads, found in one pass."""
 
@@ -83,8 +101,12 @@ class _Request:
 class ScoringApp:
     """The ASGI app for one entry script. Lifespan start-up loads the script and runs init() on a thread."""
 
-    def __init__(self, settings: Settings, public_url: Optional[str] = None) -> None:
+    def __init__(self, settings: Settings, public_url: Optional[str] = None,
+                 readiness: Optional["SharedReadiness"] = None, worker_index: int = 0) -> None:
         self.settings = settings
+        self._readiness = readiness
+        self._worker_index = worker_index
+        self._initialised = False
         self.public_url = public_url or f"http://{settings.host}:{settings.port}"
         self.script = UserScript(settings)
         self.ready = False
@@ -134,9 +156,18 @@ class ScoringApp:
             self._fail(f"init() of {self.settings.entry_script} failed (or importing it did):\n{traceback.format_exc()}")
         else:
             elapsed = (time.perf_counter() - started) * 1000
-            self.ready = True
+            self._initialised = True
+            if self._readiness is not None:
+                self._readiness.mark(self._worker_index)
+            self._refresh_ready()
             log.info("init() done in %.0f ms; ready on %s (run() %s)", elapsed, self.public_url,
                      "called inline" if self.settings.run_inline else "on the run thread")
+
+    def _refresh_ready(self) -> bool:
+        """Ready once this worker's init() is done and, with several workers, every worker's is."""
+        if not self.ready and self._initialised:
+            self.ready = self._readiness is None or self._readiness.all_ready()
+        return self.ready
 
     def _fail(self, message: str) -> None:
         log.error("%s\nexiting with code %d", message.rstrip(), INIT_FAILED_EXIT_CODE)
@@ -159,7 +190,7 @@ class ScoringApp:
             await self._score_route(scope, receive, send, request, base, method)
         elif path == self.health_path:
             if method in ("GET", "HEAD"):
-                if self.ready:
+                if self.ready or self._refresh_ready():
                     await self._send(send, 200, b"" if method == "HEAD" else b"Healthy", base + [_HTML])
                 else:
                     await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
@@ -172,7 +203,7 @@ class ScoringApp:
                 await self._options(send, request, base)
             elif method != "GET":
                 await self._send(send, 405, _message("Method not allowed"), base + [_JSON])
-            elif not self.ready:
+            elif not (self.ready or self._refresh_ready()):
                 await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
             elif not self._authorised(request):
                 await self._unauthorised(send, base)
@@ -189,7 +220,7 @@ class ScoringApp:
         if method not in ("GET", "POST"):
             await self._send(send, 405, _message("Method not allowed"), base + [_JSON, _FAILED[False]])
             return
-        if not self.ready:
+        if not (self.ready or self._refresh_ready()):
             await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON, _FAILED[False]])
             return
         if not self._authorised(request):

@@ -74,6 +74,10 @@ class RunThread:
             raise
 
     def _abandon(self, job: _Job) -> None:
+        # Cancelled, the future takes no late result: nothing is left to log "exception never retrieved"
+        # from a garbage-collector finaliser (which, formatting a traceback, can even break an ast.parse
+        # running at that moment in CPython 3.11).
+        job.future.cancel()
         with self._lock:
             if job.state == "queued":
                 job.state = "cancelled"

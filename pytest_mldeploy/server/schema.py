@@ -41,11 +41,14 @@ class RunSchema:
     target: Optional[Callable[..., Any]] = None
     decorated: bool = False
     wants_headers: bool = False
+    #: Parameters whose default value their own @input_schema rejects: the client must send them.
+    unusable_defaults: frozenset = frozenset()
 
     @property
     def required(self) -> list[str]:
-        """Body keys without a default: a request without one of them is a 400."""
-        return [p.name for p in self.parameters if p.default is inspect.Parameter.empty]
+        """Body keys the client must send (a request without one of them is a 400)."""
+        return [p.name for p in self.parameters
+                if p.default is inspect.Parameter.empty or p.name in self.unusable_defaults]
 
 
 def is_schema_decorated(run: Callable[..., Any]) -> bool:
@@ -60,13 +63,27 @@ def analyse(run: Callable[..., Any]) -> RunSchema:
     wants_headers = any(p.name == REQUEST_HEADERS for p in parameters)
     body_params = [p for p in parameters if p.name != REQUEST_HEADERS]
     target, params = _unwrap(run)
-    return RunSchema(
+    result = RunSchema(
         parameters=body_params,
         params=params,
         target=target,
         decorated=is_schema_decorated(run),
         wants_headers=wants_headers,
     )
+    result.unusable_defaults = frozenset(
+        p.name for p in body_params
+        if p.default is not inspect.Parameter.empty and p.name in params and not _default_ok(result, p)
+    )
+    return result
+
+
+def _default_ok(run_schema: RunSchema, parameter: inspect.Parameter) -> bool:
+    """Whether the decorator would accept the parameter's default (Azure passes defaults through it)."""
+    try:
+        deserialise(run_schema, {parameter.name: copy.deepcopy(parameter.default)}, {parameter.name})
+    except InputRejected:
+        return False
+    return True
 
 
 def _unwrap(run: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, ParamSchema]]:

@@ -13,6 +13,7 @@ import socket
 import sys
 from typing import Optional
 
+from .app import ScoringApp, SharedReadiness
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")
@@ -61,16 +62,14 @@ def _loop_name() -> str:
 
 
 def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: str = "httptools",
-               loop: Optional[str] = None) -> int:
+               loop: Optional[str] = None, readiness: Optional[SharedReadiness] = None, index: int = 0) -> int:
     """Serve on `sock` in this process until stopped (uvicorn + httptools, uvloop when installed).
 
     `http` and `loop` are uvicorn's choices; other values than the defaults are for benchmarks.
     """
     import uvicorn
 
-    from .app import ScoringApp
-
-    app = ScoringApp(settings, public_url)
+    app = ScoringApp(settings, public_url, readiness, index)
     config = uvicorn.Config(
         app,
         http=http,
@@ -105,6 +104,7 @@ def serve(settings: Settings) -> int:
 def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
     children: set[int] = set()
     stopping = False
+    readiness = SharedReadiness(settings.workers)
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -112,14 +112,14 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
         for pid in list(children):
             _signal(pid, signal.SIGTERM)
 
-    for _ in range(settings.workers):
+    for index in range(settings.workers):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = run_worker(settings, sock, public_url)
+                code = run_worker(settings, sock, public_url, readiness=readiness, index=index)
             finally:
                 os._exit(code)
         children.add(pid)

@@ -179,7 +179,8 @@ class UserScript:
             if parameter.name in body:
                 values[parameter.name] = body[parameter.name]
                 provided.add(parameter.name)
-            elif parameter.default is not inspect.Parameter.empty:
+            elif (parameter.default is not inspect.Parameter.empty
+                  and parameter.name not in self.run_schema.unusable_defaults):
                 values[parameter.name] = parameter.default
             else:
                 raise BadRequest(400, f"A value is not provided for the {parameter.name!r} parameter.")
