@@ -65,11 +65,18 @@ def base_image(client):
 
 @pytest.fixture(scope="module", autouse=True)
 def no_container_left(target, client):
-    """Whatever the tests did (or failed to do), this run's containers are gone afterwards."""
+    """Whatever these tests did (or failed to do), the containers they started are gone afterwards.
+
+    Containers of this run that existed before (a session-scoped service of another module) are
+    left alone: the cleanup is by run id, minus what was already there.
+    """
+    run_filter = {"label": f"{cleanup.LABEL_RUN_ID}={cleanup.RUN_ID}"}
+    before = {c.id for c in client.containers.list(all=True, filters=run_filter)}
     yield
-    cleanup.cleanup_run(cleanup.RUN_ID, client)
-    left = client.containers.list(all=True, filters={"label": f"{cleanup.LABEL_RUN_ID}={cleanup.RUN_ID}"})
-    assert [c.name for c in left] == []
+    ours = [c for c in client.containers.list(all=True, filters=run_filter) if c.id not in before]
+    for container in ours:
+        container.remove(force=True, v=True)
+    assert [c.name for c in ours] == [], "tests left containers running (removed now)"
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +137,19 @@ def test_example_is_built_scored_and_limited(target, client, registry, services)
     service.delete()
     service.delete()
     assert client.containers.list(all=True, filters={"id": container_id}) == []
+
+
+def test_kept_service_survives_run_cleanup_and_reattaches(target, client, registry, services):
+    service = _deploy(target, EXAMPLE, registry, services, keep=True, wait=False)
+    labels = client.api.inspect_container(service.container_id)["Config"]["Labels"]
+    assert labels["mldeploy.keep"] == "true"
+    assert "org.testcontainers.session-id" not in labels  # Ryuk would reap it with the session
+    assert service.container_name not in cleanup.cleanup_run(cleanup.RUN_ID, client)
+    again = docker_service_from_container(service.container_name, client)
+    assert again.container_id == service.container_id
+    again.wait_until_healthy(timeout=120)
+    again.delete()
+    assert client.containers.list(all=True, filters={"id": service.container_id}) == []
 
 
 def test_resources_override_is_applied(target, client, registry, services):
