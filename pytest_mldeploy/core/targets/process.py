@@ -206,11 +206,8 @@ def _server_env(layout_env: dict[str, str], keys: list[str]) -> dict[str, str]:
 
 
 def _working_directory(env: dict[str, str], workdir: Path) -> str:
-    """Azure ML runs the entry script from the parent of the source directory; so do we."""
-    source = env.get("AZUREML_SOURCE_DIRECTORY")
-    if source and Path(source).is_dir():
-        return str(Path(source).parent)
-    return str(workdir)
+    """Azure ML runs the entry script from the app root, the parent of the source directory; so do we."""
+    return env.get("AML_APP_ROOT") or str(workdir)
 
 
 def _interpreter_for(deployment: Any) -> str:
