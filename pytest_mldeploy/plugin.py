@@ -63,24 +63,24 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional["
 
 
 def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> Any:
-    """The one CheckRunner of this pytest process for `config_path` (the default project when None)."""
-    from pytest_mldeploy.core.config import load_project
+    """The one CheckRunner of this pytest process for a project.
+
+    The project is `config_path`, else --mldeploy-config, else the `mldeploy.yaml` nearest above
+    the paths given on the command line, else above the rootdir.
+    """
+    from pytest_mldeploy.core.config import find_config, load_project
     from pytest_mldeploy.runner import CheckRunner
 
     if config_path is None:
         explicit = _option(config, "config")
-        config_path = Path(explicit) if explicit else None
-        if config_path is None:
-            found = [config.rootpath / n for n in CONFIG_NAMES if (config.rootpath / n).exists()]
-            config_path = found[0] if found else None
-    project = load_project(config_path)
+        config_path = Path(explicit) if explicit else _nearest_config(config, find_config)
     runners = config.stash[_RUNNERS]
-    key = str(project.config_path)
+    key = str(Path(config_path).resolve())
     if key not in runners:
         report = _option(config, "report")
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         runners[key] = CheckRunner(
-            project,
+            load_project(config_path),
             target=_option(config, "target") or "auto",
             keep=config.getoption("mldeploy_keep"),
             examples=int(_option(config, "examples") or 50),
@@ -89,6 +89,20 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
             notice=(lambda line: reporter.write_line(line)) if reporter else print,
         )
     return runners[key]
+
+
+def _nearest_config(config: pytest.Config, find_config: Callable[[Path], Path]) -> Path:
+    from pytest_mldeploy.errors import ConfigError
+
+    starts = [Path(arg.split("::")[0]).resolve() for arg in config.args] + [config.rootpath]
+    error: Optional[ConfigError] = None
+    for start in starts:
+        try:
+            return find_config(start if start.is_dir() else start.parent)
+        except ConfigError as exc:
+            error = error or exc
+    assert error is not None
+    raise error
 
 
 class CheckFailed(Exception):
@@ -217,7 +231,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def mldeploy_project(pytestconfig: pytest.Config) -> Any:
-    """The parsed `mldeploy.yaml` (from --mldeploy-config, or found upward from the rootdir)."""
+    """The parsed `mldeploy.yaml`: --mldeploy-config, or the nearest one above the tests being run."""
     return _runner_for(pytestconfig).project
 
 
@@ -260,10 +274,10 @@ def mldeploy_image(mldeploy_project: Any, mldeploy_registry: Any, pytestconfig: 
 
 
 @pytest.fixture(scope="session")
-def mldeploy_service(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Any:
+def mldeploy_service(request: pytest.FixtureRequest, mldeploy_project: Any) -> Any:
     """The default deployment's running service, started once per session and shared with the built-in checks."""
-    runner = _runner_for(pytestconfig)
-    name = getattr(request, "param", None) or _default_deployment(pytestconfig, runner.project)
+    runner = _runner_for(request.config, mldeploy_project.config_path)
+    name = getattr(request, "param", None) or _default_deployment(request.config, mldeploy_project)
     return runner.service(name)
 
 

@@ -1,0 +1,134 @@
+"""`pytest --mldeploy` end to end, through pytester, on the example and on broken projects."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
+PROJECTS = REPO / "tests" / "projects"
+QUICK = ["-k", "not profile"]
+
+
+def copy_project(pytester: pytest.Pytester, source: Path) -> Path:
+    target = pytester.path / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    return target
+
+
+def run(pytester: pytest.Pytester, project: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(str(project), "--mldeploy", "-p", "no:cacheprovider", *args, timeout=600)
+
+
+def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    result = pytester.runpytest(str(project / "mldeploy.yaml"), "--collect-only", "-q")
+    result.stdout.no_fnmatch_line("*::diabetes::*")
+
+
+def test_items_are_one_per_deployment_and_check(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    result = pytester.runpytest(str(project / "mldeploy.yaml"), "--mldeploy", "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "*mldeploy.yaml::diabetes::health",
+        "*mldeploy.yaml::diabetes::swagger",
+        "*mldeploy.yaml::diabetes::properties",
+        "*mldeploy.yaml::diabetes::robustness",
+        "*mldeploy.yaml::diabetes::samples",
+        "*mldeploy.yaml::diabetes::profile",
+    ])
+
+
+def test_a_bad_config_is_one_readable_error(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    config = project / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("models/sklearn_regression_model.pkl", "models/missing.pkl"))
+    result = pytester.runpytest(str(config), "--mldeploy", "-q")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*mldeploy.yaml: deployments.diabetes.models[[]0[]].path: *missing.pkl does not exist*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_example_passes_on_the_process_target(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    junit = pytester.path / "junit.xml"
+    result = run(pytester, project, "--mldeploy-target", "process", *QUICK, f"--junitxml={junit}",
+                 "--mldeploy-examples", "25")
+    result.assert_outcomes(passed=8, deselected=1)  # 5 checks + the example's 3 hand-written tests
+    result.stdout.fnmatch_lines(["*= mldeploy =*", "*diabetes*process*Healthy*5/5 passed*"])
+    assert 'name="swagger"' in junit.read_text()
+
+
+def test_keyword_selection_and_a_single_deployment(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    result = run(pytester, project, "--mldeploy-target", "process", "--mldeploy-deployment", "diabetes",
+                 "-k", "health or swagger")
+    result.assert_outcomes(passed=2, deselected=7)
+
+
+def test_xdist_workers_each_run_their_own_service(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project = copy_project(pytester, EXAMPLE)
+    result = run(pytester, project, "--mldeploy-target", "process", *QUICK, "-n", "2", "--dist", "loadgroup",
+                 "--mldeploy-examples", "10")
+    result.assert_outcomes(passed=8)
+
+
+def test_init_failure_fails_every_check_quickly_with_the_reason(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    (project / "score.py").write_text(
+        (project / "score.py").read_text().replace("def init():\n", "def init():\n    raise RuntimeError('model store offline')\n")
+    )
+    result = run(pytester, project, "--mldeploy-target", "process", *QUICK, "-p", "no:randomly",
+                 "--ignore", str(project / "test_diabetes_service.py"))
+    result.assert_outcomes(failed=5, deselected=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: model store offline*"])
+    result.stdout.fnmatch_lines(["*diabetes*Failed*0/5 passed*"])
+
+
+@pytest.mark.parametrize(
+    ("project_name", "check", "expected"),
+    [
+        ("broken-raises", "properties", ["*500*", "*1000001*", "*curl *"]),
+        ("broken-output", "swagger", ["*ServiceOutput*", "*curl *"]),
+        ("broken-nan", "swagger", ["*NaN*", "*curl *"]),
+        ("broken-unconverted", "robustness", ["*500*", "*curl *"]),
+    ],
+)
+def test_a_broken_deployment_fails_its_check_with_a_report(
+    pytester: pytest.Pytester, project_name: str, check: str, expected: list[str]
+) -> None:
+    source = PROJECTS / project_name
+    if not source.exists():
+        pytest.fail(f"tests/projects/{project_name} is missing")
+    project = copy_project(pytester, source)
+    result = run(pytester, project, "--mldeploy-target", "process", "-k", check, "--mldeploy-examples", "50")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(expected)
+    result.stdout.fnmatch_lines(["*log*"])
+
+
+def test_fixtures_serve_hand_written_tests(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    (project / "test_more.py").write_text(textwrap.dedent("""
+        def test_swagger_names_the_service(scoring_client):
+            assert scoring_client.swagger()["info"]["title"]
+
+        def test_service_has_a_scoring_uri(mldeploy_service):
+            assert mldeploy_service.scoring_uri.endswith("/score")
+            assert "init()" in mldeploy_service.logs() or mldeploy_service.logs() is not None
+    """))
+    result = pytester.runpytest_subprocess(str(project / "test_more.py"), "--mldeploy-target", "process",
+                                           "--mldeploy-config", str(project / "mldeploy.yaml"), timeout=300)
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.docker
+def test_example_passes_on_the_docker_target(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    result = run(pytester, project, "--mldeploy-target", "docker", *QUICK, "--mldeploy-examples", "25")
+    result.assert_outcomes(passed=8, deselected=1)
+    result.stdout.fnmatch_lines(["*diabetes*docker*Healthy*5/5 passed*mldeploy/diabetes:*"])
