@@ -45,7 +45,9 @@ def configure_logging(level: str) -> None:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (IPv6 when the host is an IPv6 address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the proto says
+    # TCP, and without it every response waits ~40 ms for Nagle + delayed ACK (uvloop sets it anyway).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
