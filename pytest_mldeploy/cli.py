@@ -74,6 +74,90 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import kept
+    from pytest_mldeploy.core.targets import get_target
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    try:
+        kept.delete(project, deployment.name)
+        _say(f"mldeploy: replaced the running '{deployment.name}'")
+    except MldeployError:
+        pass
+    service = get_target(args.target, notice=_say).deploy(deployment, project, port=args.port, keep=True)
+    kept.save(project, deployment.name, service)
+    print(f"scoring_uri: {service.scoring_uri}")
+    print(f"swagger_uri: {service.swagger_uri}")
+    if service.keys:
+        print(f"key: {service.keys[0]}")
+    _say(f"mldeploy: '{deployment.name}' is {service.state} on the {service.target} target; "
+         f"`mldeploy logs {deployment.name}`, `mldeploy delete {deployment.name}`")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import kept
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    sys.stdout.write(kept.logs(project, deployment.name, args.tail))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import kept
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    record = kept.delete(project, deployment.name)
+    print(f"deleted: {deployment.name} ({record['target']})")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.checks.profiling import profile_deployment
+    from pytest_mldeploy.checks.profiling.check import summarize
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    out = Path(args.out or f"mldeploy-report/{deployment.name}")
+    result = profile_deployment(project, deployment, args.target, out, progress=_say)
+    print(summarize(result))
+    for gate in result.gates:
+        print(f"gate {'passed' if gate.passed else 'FAILED'}: {gate.message}")
+    print(f"profile_json: {result.json_path}")
+    print(f"profile_html: {result.html_path}")
+    return 0 if result.gates_passed else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.checks.base import Outcome
+    from pytest_mldeploy.runner import CheckRunner, all_checks
+
+    project = _load(args)
+    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    checks = [c for c in all_checks() if c not in (args.skip or [])]
+    runner = CheckRunner(project, target=args.target, examples=args.examples, notice=_say)
+    failed = 0
+    try:
+        for name in names:
+            for check in checks:
+                try:
+                    result = runner.run_check(name, check)
+                except MldeployError as exc:
+                    print(f"{name}::{check} FAILED: the service did not start\n{exc}")
+                    failed += 1
+                    break
+                print(f"{name}::{check} {result.outcome.value.upper()}{': ' + result.summary if result.summary else ''}")
+                if result.outcome is Outcome.FAILED:
+                    failed += 1
+                    print(result.report)
+    finally:
+        runner.close()
+    return 1 if failed else 0
+
+
 def cmd_base_image(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import base_image
 
@@ -166,6 +250,29 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
+
+    p = command("deploy", cmd_deploy, "Start a deployment and leave it running (until `mldeploy delete`).")
+    with_config(p)
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
+    p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: a free one)")
+
+    p = command("logs", cmd_logs, "Print the log of a deployment started by `mldeploy deploy`.")
+    with_config(p)
+    p.add_argument("--tail", type=int, help="only the last N lines")
+
+    p = command("delete", cmd_delete, "Stop and remove a deployment started by `mldeploy deploy`.")
+    with_config(p)
+
+    p = command("profile", cmd_profile, "Profile a deployment under load: recommend CPU and memory, check the gates.")
+    with_config(p)
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
+    p.add_argument("--out", metavar="DIR", help="where profile.json and profile.html go (default: mldeploy-report/DEPLOYMENT)")
+
+    p = command("check", cmd_check, "Deploy and run the built-in checks without pytest (exit 1 when one fails).")
+    with_config(p)
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
+    p.add_argument("--examples", type=int, default=50, help="Hypothesis examples for the properties check")
+    p.add_argument("--skip", action="append", metavar="CHECK", help="skip a check (repeatable), e.g. --skip profile")
 
     p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull).")
     from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG

@@ -20,7 +20,7 @@ from pytest_mldeploy.errors import MldeployError
 NAME = "profile"
 
 
-def _summary(result) -> str:  # type: ignore[no-untyped-def]
+def summarize(result) -> str:  # type: ignore[no-untyped-def]
     rec, steady = result.recommendation, result.steady
     return (
         f"recommend {rec.cpu:g} cores, {rec.memory_gb:g} GB ({result.verification.verdict}); "
@@ -57,10 +57,10 @@ def check_profile(ctx: CheckContext) -> CheckResult:
     if result.steady.success == 0:
         problems.insert(0, f"no request succeeded under load ({result.steady.total} sent, {result.steady.failures} failed)")
     if not problems:
-        return CheckResult(NAME, Outcome.PASSED, _summary(result), warnings=warnings, figures=figures)
+        return CheckResult(NAME, Outcome.PASSED, summarize(result), warnings=warnings, figures=figures)
     errors = "; ".join(f"{count} x {kind}" for kind, count in list(result.steady.errors.items())[:5])
     notes = [
-        "measured: " + _summary(result),
+        "measured: " + summarize(result),
         *(["errors under load: " + errors] if errors else []),
         f"profile: {result.html_path} and {result.json_path}",
     ]
