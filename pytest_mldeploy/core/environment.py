@@ -33,7 +33,7 @@ from .base_image import manylinux_platforms
 PACKAGE_DIST = "pytest-mldeploy"
 # Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
 # (a unit test keeps them in step).
-SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6")
+SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6", 'uvloop>=0.19; sys_platform != "win32"')
 # Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
 DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
 _HASH_FORMAT = "mldeploy-env-1"
@@ -58,10 +58,14 @@ def server_requirements() -> list[str]:
         declared = []
     found = []
     for line in declared:
-        req = Requirement(line)
-        if req.marker is not None and req.marker.evaluate({"extra": "server"}) and not req.marker.evaluate({"extra": ""}):
-            req.marker = None
-            found.append(str(req))
+        # Metadata reads `uvloop>=0.19; sys_platform != "win32" and extra == "server"`: keep the
+        # requirement and its other markers, drop the extra clause.
+        if not re.search(r'extra\s*==\s*"server"', line):
+            continue
+        requirement, _, marker = line.partition(";")
+        marker = re.sub(r'\s*(and\s+)?extra\s*==\s*"server"', "", marker).strip()
+        marker = re.sub(r"^and\s+|\s+and$", "", marker).strip()
+        found.append(f"{requirement.strip()}; {marker}" if marker else requirement.strip())
     return found or list(SERVER_REQUIREMENTS_FALLBACK)
 
 

@@ -131,7 +131,17 @@ def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -
                     f"run(): the default value of parameter {name!r} is rejected by its @input_schema: {exc}"
                 ) from exc
             raise InputRejected(f"Invalid value for the {name!r} parameter: {exc}") from None
+        _reject_missing_numbers(name, values[name])
     return values
+
+
+def _reject_missing_numbers(name: str, value: Any) -> None:
+    """A numeric numpy input holding NaN: in strict JSON that can only come from a `null` the schema does not allow."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(value, numpy.ndarray) or value.dtype.kind not in "fc":
+        return
+    if not numpy.isfinite(value).all():
+        raise InputRejected(f"Invalid value for the {name!r} parameter: null where the schema declares a number")
 
 
 # ---- swagger schemas -------------------------------------------------------------------------------

@@ -163,11 +163,13 @@ class UserScript:
         if not amlhttp.is_json_mimetype(content_type.split(";", 1)[0].strip().lower()):
             raise BadRequest(415, "Expects Content-Type to be application/json")
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
         except ValueError as exc:
             if body:
                 raise BadRequest(400, f"POST body could not be decoded as JSON: {exc}") from None
             raise BadRequest(400, "POST body is empty. Expecting a JSON dictionary.") from None
+        except RecursionError:
+            raise BadRequest(400, "POST body could not be decoded as JSON: it is nested too deeply") from None
         if not isinstance(parsed, dict):
             raise BadRequest(400, "POST body should be a JSON dictionary.")
         return self._schema_values(parsed)
@@ -224,6 +226,19 @@ def _query_values(query: bytes) -> dict[str, Any]:
             parsed = value
         grouped.setdefault(key, []).append(parsed)
     return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
+
+
+def _reject_constant(name: str) -> Any:
+    """Strict JSON: `NaN`, `Infinity` and `-Infinity` are not JSON numbers (Azure's server takes them)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refusing those beyond float64's range (which would read as infinity)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a 64-bit float")
+    return value
 
 
 def _decoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -16,11 +16,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import environment as env
 from pytest_mldeploy.errors import BuildError
 
 REPO = Path(__file__).resolve().parents[2]
+# A fake wheel for every server requirement (pyproject's `server` extra), new enough for any `>=`.
+SERVER_WHEELS = [(Requirement(line).name, "99.0") for line in env.server_requirements()]
 
 
 def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
@@ -51,8 +54,9 @@ def local_index(tmp_path, monkeypatch):
     """A find-links folder with fake server packages and one app package; pip may use nothing else."""
     links = tmp_path / "links"
     links.mkdir()
-    make_wheel(links, "uvicorn", "0.30.0")
-    make_wheel(links, "httptools", "0.6.0")
+    for name, version in SERVER_WHEELS:
+        make_wheel(links, name, version)
+    make_wheel(links, "uvloop", "0.19.0")
     make_wheel(links, "tinyapp", "1.0", requires=("tinydep>=2",))
     make_wheel(links, "tinydep", "2.1")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
@@ -62,9 +66,13 @@ def local_index(tmp_path, monkeypatch):
 
 
 def test_server_requirements_match_pyproject_server_extra():
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["server"]
-    assert sorted(env.server_requirements()) == sorted(declared)
-    assert sorted(env.SERVER_REQUIREMENTS_FALLBACK) == sorted(declared)
+    declared = [line.split(";")[0].strip() for line in
+                tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["server"]]
+    def normal(lines):
+        return sorted(str(Requirement(line)) for line in lines)
+
+    assert normal(env.server_requirements()) == normal(declared)
+    assert normal(env.SERVER_REQUIREMENTS_FALLBACK) == normal(declared)
 
 
 def test_merge_adds_server_requirements_and_keeps_user_pins():
@@ -122,8 +130,10 @@ def test_wheelhouse_resolves_dependencies_and_adds_the_server(local_index, tmp_p
         "tinyapp-1.0-py3-none-any.whl",
         "tinydep-2.1-py3-none-any.whl",
         "uvicorn-0.30.0-py3-none-any.whl",
+        "uvloop-0.19.0-py3-none-any.whl",
     ]
-    assert (house / "requirements.txt").read_text().split() == ["httptools==0.6.0", "tinyapp==1.0", "tinydep==2.1", "uvicorn==0.30.0"]
+    assert (house / "requirements.txt").read_text().split() == [
+        "httptools==0.6.0", "tinyapp==1.0", "tinydep==2.1", "uvicorn==0.30.0", "uvloop==0.19.0"]
     manifest = json.loads((house / "manifest.json").read_text())
     assert manifest["hash"] == house.name
     assert set(manifest["wheels"]) == set(wheels)
@@ -177,7 +187,7 @@ def test_ensure_venv_builds_once_and_holds_the_server(local_index, tmp_path):
     assert python.is_file() and python.parent.parent.parent == tmp_path / "cache" / "venvs"
     assert (python.parent.parent / ".mldeploy-complete").is_file()
     out = subprocess.run(
-        [str(python), "-c", "import tinyapp, tinydep, uvicorn, pytest_mldeploy, pytest_mldeploy.server.settings as s; "
+        [str(python), "-c", "import tinyapp, tinydep, uvicorn, httptools, pytest_mldeploy, pytest_mldeploy.server.settings as s; "
                             "print(tinydep.__version__, pytest_mldeploy.__file__)"],
         capture_output=True, text=True, check=True, cwd=tmp_path,  # not this checkout's folder
     ).stdout.split()

@@ -67,6 +67,10 @@ def test_overlong_request_id_is_431(server: Server) -> None:
         (b"", "POST body is empty. Expecting a JSON dictionary."),
         (b"[1, 2]", "POST body should be a JSON dictionary."),
         (b'{"rows": [[1]]}', "A value is not provided for the 'data' parameter."),
+        (b'{"data": [[NaN, 1, 2, 3, 4, 5, 6, 7, 8, 9]]}', "POST body could not be decoded as JSON: NaN is not a JSON number"),
+        (b'{"data": [[1e999999, 1, 2, 3, 4, 5, 6, 7, 8, 9]]}',
+         "POST body could not be decoded as JSON: the number 1e999999 is beyond the range of a 64-bit float"),
+        (b"[" * 5_000, "POST body could not be decoded as JSON: it is nested too deeply"),
     ],
 )
 def test_undecodable_or_incomplete_body_is_400(server: Server, body: bytes, message: str) -> None:
@@ -85,6 +89,7 @@ def test_undecodable_or_incomplete_body_is_400(server: Server, body: bytes, mess
         ([["a"] * 10], "could not convert string to float"),
         ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "an array with 2 dimensions is expected"),
         ("text", "expected an array of items"),
+        ([[None, 1.2, 2.3, 3.4, 4.5, 5.6, 6.7, 7.8, 8.9, 9.0]], "null where the schema declares a number"),
     ],
 )
 def test_schema_violations_are_400_not_500(server: Server, data: object, fragment: str) -> None:
