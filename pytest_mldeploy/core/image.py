@@ -187,10 +187,11 @@ def write_build_context(
     Registers the deployment's models in the registry first. `base_image` is a tag (default:
     MLDEPLOY_BASE_IMAGE, the deployment's, the project's) or an already inspected `BaseImage`.
     """
-    return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress).path
+    return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress, link=False).path
 
 
-def _prepare_context(deployment, project, out: Path, registry, client, base_image, progress) -> BuildContext:
+def _prepare_context(deployment, project, out: Path, registry, client, base_image, progress, *, link: bool) -> BuildContext:
+    """Write the context; `link` hard-links the wheels from the cache (only for throw-away contexts)."""
     say = progress or (lambda _msg: None)
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
@@ -231,8 +232,10 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
 
     (out / "wheels").mkdir()
     for item in sorted(wheelhouse.iterdir()):
-        if item.is_file():
+        if item.is_file() and link and item.suffix == ".whl":
             _link_or_copy(item, out / "wheels" / item.name)
+        elif item.is_file():
+            shutil.copy2(item, out / "wheels" / item.name)
     for rel, path in server_files():
         target = out / "server" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -285,7 +288,7 @@ def build_image(
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{image_repository(deployment.name).split('/')[-1]}-", dir=scratch_root))
     try:
-        context = _prepare_context(deployment, project, scratch / "context", registry, client, base_image, progress)
+        context = _prepare_context(deployment, project, scratch / "context", registry, client, base_image, progress, link=True)
         existing = _existing_image(client, context.tag, context.inputs_hash)
         if existing is not None:
             if progress:
@@ -311,44 +314,66 @@ def _existing_image(client, tag: str, digest: str) -> Optional[str]:
 
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def docker_build(client, context: Path, tag: str, *, progress: Progress = None) -> str:
     """Build `context` as `tag` with the classic builder; return the image id.
 
     A failure raises `BuildError` with the failing step's instruction and the last log lines,
-    instead of docker-py's exception.
+    instead of docker-py's exception, after removing the intermediate images this build made.
     """
     import docker
 
     log: list[str] = []
     step = ""
     image_id = None
+    created: list[str] = []  # intermediate images this build committed (not taken from the cache)
+    cached = False
     try:
-        stream = client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False)
-        for chunk in stream:
-            if "stream" in chunk:
-                for line in chunk["stream"].splitlines():
-                    if not line.strip():
-                        continue
-                    log.append(line)
-                    match = _STEP.match(line.strip())
-                    if match:
-                        step = f"step {match.group(1)}/{match.group(2)}: {match.group(3)}"
-                        if progress:
-                            progress(step)
-            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
+        for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False):
+            for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
+                if not line.strip():
+                    continue
+                log.append(line)
+                match = _STEP.match(line.strip())
+                layer = _LAYER.match(line)
+                if match:
+                    step = f"step {match.group(1)}/{match.group(2)}: {match.group(3)}"
+                    cached = False
+                    if progress:
+                        progress(step)
+                elif line.strip() == "---> Using cache":
+                    cached = True
+                elif layer and not cached and not step.split(": ", 1)[-1].startswith(("FROM", "ARG")):
+                    created.append(layer.group(1))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and "ID" in aux:
+                image_id = aux["ID"]
             if "error" in chunk or "errorDetail" in chunk:
-                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
-                log.append(message.strip())
+                message = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message", "")
+                log.append(_ANSI.sub("", message).strip())
+                _remove_quietly(client, created)
                 tail = "\n".join(log[-_LOG_TAIL:])
                 raise BuildError(f"image {tag}: build failed at {step or 'the start'}\n{tail}")
     except docker.errors.APIError as exc:
+        _remove_quietly(client, created)
         raise BuildError(f"image {tag}: Docker refused the build at {step or 'the start'}: {exc.explanation or exc}") from exc
     if image_id is None:
         image_id = client.images.get(tag).id
     return image_id
+
+
+def _remove_quietly(client, image_ids: Sequence[str]) -> None:
+    """Remove images newest first; one still used (as another build's cache parent) stays."""
+    import docker
+
+    for image_id in reversed(image_ids):
+        try:
+            client.images.remove(image_id, noprune=True)
+        except docker.errors.APIError:
+            pass
 
 
 def remove_deployment_images(deployment_name: str, *, client=None, keep: Iterable[str] = ()) -> list[str]:

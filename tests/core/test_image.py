@@ -14,13 +14,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
 from pytest_mldeploy.core import image
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
+from pytest_mldeploy.core.environment import server_requirements
 from pytest_mldeploy.errors import BuildError
 
+# A fake wheel for every server requirement (pyproject's `server` extra), new enough for any `>=`.
+SERVER_WHEELS = [(Requirement(line).name, "99.0") for line in server_requirements()]
 BASE = BaseImage(tag="mldeploy/base:bookworm-py3.11", id="sha256:" + "a" * 64, python_version="3.11", glibc_version="2.36")
 
 
@@ -44,7 +48,7 @@ def project_dir(tmp_path, monkeypatch):
     """A one-model project whose requirements resolve offline from a local wheel folder."""
     links = tmp_path / "links"
     links.mkdir()
-    for name, version in (("uvicorn", "0.30.0"), ("httptools", "0.6.0"), ("tinyapp", "1.0")):
+    for name, version in [*SERVER_WHEELS, ("tinyapp", "1.0")]:
         _wheel(links, name, version)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
@@ -213,9 +217,9 @@ def test_context_holds_everything_a_plain_docker_build_needs(project_dir, tmp_pa
     assert (context / "server" / "pytest_mldeploy" / "server" / "__init__.py").is_file()
     assert not (context / "server" / "pytest_mldeploy" / "core").exists()
     assert not list(context.rglob("__pycache__"))
-    assert sorted(p.name for p in (context / "wheels").glob("*.whl")) == [
-        "httptools-0.6.0-py3-none-any.whl", "tinyapp-1.0-py3-none-any.whl", "uvicorn-0.30.0-py3-none-any.whl"]
-    assert (context / "wheels" / "requirements.txt").read_text().split() == ["httptools==0.6.0", "tinyapp==1.0", "uvicorn==0.30.0"]
+    expected = sorted([*SERVER_WHEELS, ("tinyapp", "1.0")])
+    assert sorted(p.name for p in (context / "wheels").glob("*.whl")) == [f"{n}-{v}-py3-none-any.whl" for n, v in expected]
+    assert (context / "wheels" / "requirements.txt").read_text().split() == [f"{n}=={v}" for n, v in expected]
     text = (context / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=mldeploy/base:bookworm-py3.11" in text
     assert 'AZUREML_MODEL_DIR="/var/azureml-app/azureml-models/m/1"' in text
