@@ -1,0 +1,132 @@
+"""The `mldeploy` command, run as a user runs it: a real process, real services on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
+ROW = [[0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01]]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    target = tmp_path / "sklearn-diabetes"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    return target
+
+
+def mldeploy(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest_mldeploy.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def uri_lines(text: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in text.splitlines() if line.startswith(("scoring_uri: ", "swagger_uri: ")))
+
+
+def test_serve_prints_uris_when_healthy_and_stops_on_sigterm(project: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_mldeploy.cli", "serve", "--config", str(project / "mldeploy.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline().strip()
+        second = proc.stdout.readline().strip()
+        assert first.startswith("scoring_uri: http://127.0.0.1:"), proc.stderr.read() if not first else first
+        assert second.startswith("swagger_uri: http://127.0.0.1:")
+        scoring_uri = first.split(": ", 1)[1]
+        response = requests.post(scoring_uri, json={"data": ROW}, timeout=10)
+        assert response.status_code == 200 and len(response.json()) == 1
+        server_pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert server_pids
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.2)
+        assert not [pid for pid in server_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        with pytest.raises(requests.ConnectionError):
+            requests.get(scoring_uri.rsplit("/", 1)[0] + "/", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_deploy_logs_delete_on_the_process_target(project: Path) -> None:
+    deployed = mldeploy("deploy", "diabetes", "--target", "process", cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    uris = uri_lines(deployed.stdout)
+    try:
+        assert requests.post(uris["scoring_uri"], json={"data": ROW}, timeout=10).status_code == 200
+        logs = mldeploy("logs", "diabetes", "--tail", "5", cwd=project)
+        assert logs.returncode == 0 and "init() done" in logs.stdout
+    finally:
+        deleted = mldeploy("delete", "diabetes", cwd=project)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted: diabetes (process)" in deleted.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(uris["scoring_uri"], timeout=2)
+    again = mldeploy("logs", "diabetes", cwd=project)
+    assert again.returncode == 2 and "no service is running" in again.stderr
+
+
+def test_models_register_and_list(project: Path) -> None:
+    registered = mldeploy("models", "register", cwd=project)
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout.startswith("sklearn_regression_model:1 ")
+    listed = mldeploy("models", "list", "--json", cwd=project)
+    models = json.loads(listed.stdout)
+    assert [(m["name"], m["version"], m["tags"]["area"]) for m in models] == [("sklearn_regression_model", 1, "diabetes")]
+    # Registering unchanged content again reuses the version instead of piling one up.
+    assert mldeploy("models", "register", cwd=project).stdout.startswith("sklearn_regression_model:1 ")
+
+
+def test_a_config_error_is_one_line_and_exit_2(project: Path) -> None:
+    config = project / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("entry_script: score.py", "entry_scrpt: score.py"))
+    result = mldeploy("models", "list", cwd=project)
+    assert result.returncode == 2
+    assert "mldeploy.yaml: deployments.diabetes.entry_scrpt:" in result.stderr
+    assert "entry_script" in result.stderr  # the close match is suggested
+    assert "Traceback" not in result.stderr
+
+
+def test_check_runs_the_builtin_checks_without_pytest(project: Path) -> None:
+    result = mldeploy("check", "--target", "process", "--skip", "profile", "--examples", "10", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in ("health", "swagger", "properties", "robustness", "samples"):
+        assert f"diabetes::{check} PASSED" in result.stdout
+
+
+def test_profile_writes_json_and_html(project: Path, tmp_path: Path) -> None:
+    config = project / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("duration_s: 20", "duration_s: 4\n      max_concurrency: 4"))
+    out = tmp_path / "report"
+    result = mldeploy("profile", "diabetes", "--target", "process", "--out", str(out), cwd=project, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recommend" in result.stdout and "gate passed: " in result.stdout
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["requestedCpu"] > 0 and profile["requestedMemoryInGb"] > 0
+    assert profile["successQueries"] == profile["totalQueries"] > 0
+    html = (out / "profile.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2
+
+
+def test_package_dockerfile_only_writes_a_buildable_context(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "context"
+    result = mldeploy("package", "diabetes", "--dockerfile-only", str(out), cwd=project, timeout=600)
+    assert result.returncode == 0, result.stderr
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "--no-index" in dockerfile and "5001" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert list(out.rglob("sklearn_regression_model.pkl"))
+    assert list(out.rglob("score.py"))
+    assert any(p.name.startswith("uvicorn") for p in out.rglob("*.whl"))
+    assert os.access(out, os.R_OK)
