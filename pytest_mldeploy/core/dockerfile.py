@@ -1,8 +1,8 @@
 """The service image's Dockerfile, rendered from plain values (no Docker, no files).
 
 Layer order follows how often each input changes, so editing score.py rebuilds only the last
-layer: base → venv with the wheels (requirements) → models → server → source. Everything that
-changes per build (labels with the inputs hash) comes after the last filesystem layer.
+layer: base → venv with the wheels (requirements) → settings → models → server → source. Only
+the label with the inputs hash (added by `core.image`) follows the source layer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PORT = 5001
 SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
 # Bumped whenever the template changes in a way the inputs hash must see.
-TEMPLATE_VERSION = "1"
+TEMPLATE_VERSION = "2"
 
 _HEALTHCHECK = (
     "import os, urllib.request; "
@@ -87,9 +87,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         f" && useradd --system --no-log-init --uid {SERVICE_UID} --gid {SERVICE_UID} \\\n"
         f"      --home-dir /tmp --no-create-home --shell /usr/sbin/nologin {SERVICE_USER}\n"
         f"COPY --from=venv {VENV} {VENV}\n"
-        f"COPY models/ {APP_ROOT}/\n"
-        f"COPY server/ {SERVER_ROOT}/\n"
-        f"COPY app/ {APP_ROOT}/\n"
+        # Settings sit before the content layers: each instruction is a commit in the classic
+        # builder, and after an edit to the source only what follows it is redone.
         f"WORKDIR {APP_ROOT}\n"
         + key_value_instruction("ENV", env)
         + f"USER {SERVICE_USER}\n"
@@ -97,4 +96,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         f"HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD {healthcheck}\n"
         f"CMD {command}\n"
         + key_value_instruction("LABEL", spec.labels)
+        + f"COPY models/ {APP_ROOT}/\n"
+        f"COPY server/ {SERVER_ROOT}/\n"
+        f"COPY app/ {APP_ROOT}/\n"
     )
