@@ -11,13 +11,14 @@ Image build times (cold build, warm reuse, rebuild after touching only score.py)
 image engineer's `bench_image_build.py`: its results from the same `run_all.py` run when there
 are any, otherwise it is run here as a subprocess.
 
-    python benchmarks/bench_pytest_walltime.py [--rounds 2] [--targets process,docker]
+    python benchmarks/bench_pytest_walltime.py [--rounds 2] [--docker-rounds 1] [--targets process,docker]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -204,30 +205,54 @@ def measure_image_reuse_and_rebuild(rounds: int = 3) -> dict[str, Any]:
             "first_build": {"seconds": first.build_seconds, "reused": first.reused, "tag": first.tag}}
 
 
-def image_results(timeout: float) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-    """The image benchmark's latest results from this run, or from running it now; (None, why) if neither."""
+_IMAGE_STEPS = {"cold build": "cold", "warm reuse": "warm_reuse", "score.py-only rebuild": "score_only_rebuild"}
+_IMAGE_LINE = re.compile(r"^(?P<step>" + "|".join(re.escape(k) for k in _IMAGE_STEPS) + r")\s+(?P<seconds>\d+(?:\.\d+)?)\b")
+
+
+def parse_image_output(lines: list[str]) -> dict[str, float]:
+    """{cold, warm_reuse, score_only_rebuild: seconds} from the table bench_image_build.py prints."""
+    found: dict[str, float] = {}
+    for line in lines:
+        match = _IMAGE_LINE.match(line.strip())
+        if match:
+            found[_IMAGE_STEPS[match["step"]]] = float(match["seconds"])
+    return found
+
+
+def image_numbers(timeout: float) -> tuple[dict[str, float], Optional[str]]:
+    """Cold build, warm reuse and score.py-only rebuild seconds from the image engineer's bench_image_build.py.
+
+    Taken from this run_all run's results when there are any (a results JSON, or the printed
+    output run_all keeps for a script that writes none); otherwise the script is run here.
+    Returns ({}, why) when there are no numbers.
+    """
     run_id = os.environ.get(c.RUN_ID_ENV)
     for name in IMAGE_RESULT_NAMES:
         found = c.load_results(name)
         if found and run_id and found.get("run_id") == run_id:
-            return found, None
+            numbers = parse_image_output(found.get("output") or []) or {
+                k: v for k, v in (found.get("data") or {}).items() if k in _IMAGE_STEPS.values() and isinstance(v, (int, float))}
+            if numbers:
+                return numbers, None
     script = c.BENCH_DIR / "bench_image_build.py"
     if not script.exists():
-        return None, "benchmarks/bench_image_build.py (the image engineer's cold build / warm reuse / score.py-only rebuild) has not landed yet"
-    done = subprocess.run([sys.executable, str(script)], cwd=c.REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        return {}, "benchmarks/bench_image_build.py (the image engineer's cold build / warm reuse / score.py-only rebuild) has not landed yet"
+    print("image: running benchmarks/bench_image_build.py ...", flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(c.REPO_ROOT), os.environ.get("PYTHONPATH", "")]))}
+    done = subprocess.run([sys.executable, str(script)], cwd=c.REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     print(done.stdout[-3000:], flush=True)
-    for name in IMAGE_RESULT_NAMES:
-        found = c.load_results(name)
-        if found:
-            return found, None if done.returncode == 0 else f"bench_image_build.py exited {done.returncode}"
-    return None, f"bench_image_build.py (exit {done.returncode}) wrote none of results/{{{','.join(IMAGE_RESULT_NAMES)}}}.json:\n{done.stderr[-800:]}"
+    numbers = parse_image_output(done.stdout.splitlines())
+    if numbers:
+        return numbers, None if done.returncode == 0 else f"bench_image_build.py exited {done.returncode}"
+    return {}, f"bench_image_build.py (exit {done.returncode}) printed no cold/warm/rebuild table: {done.stderr[-600:]}"
 
 
 # ---- main --------------------------------------------------------------------------------------
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="measured runs without profiling per target")
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs without profiling, process target")
+    parser.add_argument("--docker-rounds", type=int, default=1, help="measured runs without profiling, docker target")
     parser.add_argument("--targets", default="process,docker", help="comma-separated: process, docker")
     parser.add_argument("--no-profile-run", action="store_true", help="skip the full run with the load profile")
     parser.add_argument("--no-image", action="store_true", help="skip the image build numbers")
@@ -265,7 +290,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 warm = run_pytest(target, profile=False, workdir=workdir, timeout=args.timeout)
                 print(f"  warm-up {warm['wall']:.1f} s: {warm['summary']}", flush=True)
                 runs = []
-                for r in range(args.rounds):
+                for r in range(args.docker_rounds if target == "docker" else args.rounds):
                     run = run_pytest(target, profile=False, workdir=workdir, timeout=args.timeout)
                     runs.append(run)
                     print(f"  round {r + 1} without profile: {run['wall']:.1f} s ({run['summary']})", flush=True)
@@ -304,30 +329,29 @@ def main(argv: Optional[list[str]] = None) -> int:
                              + "; ".join(sorted({f for x in runs for f in x["failed"]}))[:600])
 
     if not args.no_image:
-        image, why = image_results(args.timeout)
-        if image is None and docker_ready() is None:
+        numbers, why = image_numbers(args.timeout)
+        source = "benchmarks/bench_image_build.py"
+        if not numbers and docker_ready() is None:
             missing.append(f"{why}; measured warm reuse and the score.py-only rebuild here with core.image.build_image, "
                            "cold build not measured")
             print("image: warm reuse and score.py-only rebuild via core.image.build_image ...", flush=True)
             try:
                 own = measure_image_reuse_and_rebuild()
                 data["image_build_here"] = own
-                reuse, rebuild = own["warm_reuse"], own["score_only_rebuild"]
-                rows.append(["docker", f"image: warm reuse (x{len(reuse.values)})", reuse.fmt(2), "-", "-", "-", "-", "-", "reused"])
-                rows.append(["docker", f"image: rebuild after changing only score.py (x{len(rebuild.values)})",
-                             rebuild.fmt(1), "-", "-", "-", "-", "-", "rebuilt"])
-                ratios.append(c.ratio_entry("image: warm reuse (s)", reuse.median, "< 1 s", reuse.median < 1.0))
-                ratios.append(c.ratio_entry("image: score.py-only rebuild (s)", rebuild.median, "< 10 s", rebuild.median < 10.0, 1))
+                numbers = {"warm_reuse": own["warm_reuse"].median, "score_only_rebuild": own["score_only_rebuild"].median}
+                source = f"core.image.build_image, median of {len(own['warm_reuse'].values)}"
             except Exception as exc:  # BuildError, docker errors, our own RuntimeErrors: report, do not crash
                 missing.append(f"image reuse/rebuild could not be measured: {type(exc).__name__}: {exc}"[:800])
-        elif image is None:
+        elif not numbers:
             missing.append(why or "image build numbers")
-        else:
-            data["image_build"] = image
-            for entry in image.get("ratios", []):
-                ratios.append(dict(entry, name=f"image: {entry.get('name')}"))
-            notes.append(f"image build numbers: results/{image.get('name')}.json ({image.get('date')}); its table is in the README")
-            missing.extend(f"image: {m}" for m in image.get("missing", []))
+        data["image_build"] = numbers
+        for key, label, target, limit in (("cold", "image: cold build", "(information)", None),
+                                          ("warm_reuse", "image: warm reuse", "< 1 s", 1.0),
+                                          ("score_only_rebuild", "image: rebuild after changing only score.py", "< 10 s", 10.0)):
+            if key in numbers:
+                rows.append(["docker", label, c.fmt(numbers[key], 2), "-", "-", "-", "-", "-", source])
+                ratios.append(c.ratio_entry(f"{label} (s)", numbers[key], target,
+                                            None if limit is None else numbers[key] < limit, 2))
 
     notes.append("start-up + collect = process start to end of collection; deploy = the runner's deploy_seconds; "
                  "checks = junit item times - deploy - profile; teardown = end of tests to pytest exit (stops the service); "

@@ -60,6 +60,7 @@ def run_script(name: str, timeout: float) -> dict[str, Any]:
         fallback.write_text(json.dumps({
             "name": name, "title": f"{name}.py (printed output; it wrote no results JSON)",
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run_id": os.environ.get(c.RUN_ID_ENV),
             "command": f"python benchmarks/{name}.py", "commit": c.git_commit(),
             "missing": [f"benchmarks/{name}.py wrote no results/<name>.json ({status}); its last output lines are shown"],
             "output": output[-60:],
