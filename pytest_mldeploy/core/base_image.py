@@ -3,8 +3,9 @@
 Users with a registry set `base_image` (default `python:3.11-slim-bookworm`) and pull it.
 Where nothing can be pulled, `bootstrap_base_image` builds an equivalent local base from
 Debian packages with `mmdebstrap` and `docker import`s it, so builds stay offline. Service
-images need only `python3` with `venv` in the base; `ensure_base_image` checks the image is
-there (never pulls) and finds the Python and glibc versions the wheelhouse must target.
+images need only `python3` with `venv` in the base; `ensure_base_image` finds the image (pulling
+it once where a registry answers, else falling back from the default to the offline base) and
+the Python and glibc versions the wheelhouse must target.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def _docker_client(client=None):
 
 def _missing_message(tag: str) -> str:
     return (
-        f"base image {tag} is not in the local Docker engine, and pytest-mldeploy never pulls. "
+        f"base image {tag} is not in the local Docker engine and cannot be pulled. "
         f"Fix: `docker pull {tag}` where a registry is reachable, or build an offline base with "
         f"`mldeploy base-image` (tag {LOCAL_BASE_TAG}) and set `base_image: {LOCAL_BASE_TAG}` in "
         f"mldeploy.yaml (or MLDEPLOY_BASE_IMAGE={LOCAL_BASE_TAG})"
@@ -91,23 +92,51 @@ def _missing_message(tag: str) -> str:
 def ensure_base_image(
     tag: str = DEFAULT_BASE_IMAGE, *, client=None, bootstrap: Optional[bool] = None, progress: Progress = None
 ) -> BaseImage:
-    """Return the base image `tag` from the local engine, never pulling it.
+    """Return the base image `tag` from the local engine, pulling it once when it is missing.
 
-    When it is missing and `bootstrap` is true (default: only for tags under `mldeploy/base`),
-    it is built with `bootstrap_base_image`; otherwise `BuildError` says how to get it.
+    Users with a registry get the image they named, as `docker build` would. Where it cannot be
+    pulled (an air-gapped host), the default base falls back to the offline one that
+    `mldeploy base-image` builds, with a notice; tags under `mldeploy/base` are bootstrapped when
+    `bootstrap` allows (default: yes for them); anything else raises `BuildError` saying how to get it.
     """
     import docker
 
     client = _docker_client(client)
     try:
-        image = client.images.get(tag)
+        return describe_base_image(client.images.get(tag), tag, client=client)
     except docker.errors.ImageNotFound:
-        if bootstrap is None:
-            bootstrap = tag.split(":")[0] == LOCAL_BASE_TAG.split(":")[0]
+        pass
+    local = tag.split(":")[0] == LOCAL_BASE_TAG.split(":")[0]
+    if bootstrap is None:
+        bootstrap = local
+    if local:
         if not bootstrap:
-            raise BuildError(_missing_message(tag)) from None
+            raise BuildError(_missing_message(tag))
         return bootstrap_base_image(tag, client=client, progress=progress)
-    return describe_base_image(image, tag, client=client)
+    pulled = _pull(client, tag)
+    if pulled is None:
+        return describe_base_image(client.images.get(tag), tag, client=client)
+    if tag == DEFAULT_BASE_IMAGE:
+        try:
+            image = client.images.get(LOCAL_BASE_TAG)
+        except docker.errors.ImageNotFound:
+            raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})") from None
+        if progress:
+            progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}")
+        return describe_base_image(image, LOCAL_BASE_TAG, client=client)
+    raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})")
+
+
+def _pull(client, tag: str) -> Optional[str]:
+    """Pull `tag`; None when it worked, else the registry's one-line reason."""
+    import docker
+
+    repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
+    try:
+        client.images.pull(repository, tag=version)
+    except docker.errors.APIError as exc:
+        return (getattr(exc, "explanation", None) or str(exc)).splitlines()[0][:200]
+    return None
 
 
 def describe_base_image(image, tag: str, *, client=None) -> BaseImage:

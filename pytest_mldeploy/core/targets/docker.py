@@ -175,6 +175,11 @@ class DockerTarget(Target):
                 cleanup.sweep_stale_containers(self.client, self.notice)
         cleanup.on_exit(_cleanup_this_run)
 
+    def _build_progress(self, line: str) -> None:
+        """Image build news worth a line: the base image chosen, building or reusing; not every step."""
+        if self.notice is not None and not line.lstrip().lower().startswith("step"):
+            self.notice(f"mldeploy: {line}")
+
     def deploy(
         self,
         deployment: Any,
@@ -192,7 +197,7 @@ class DockerTarget(Target):
         self.prepare()
         service_name = name or deployment.name
         registry = registry_for(project, registry)
-        built = build_image(deployment, project, registry)
+        built = build_image(deployment, project, registry, progress=self._build_progress)
         limits = effective_resources(deployment, resources)
         keys = make_keys(deployment)
         memory = memory_limit_bytes(limits)
