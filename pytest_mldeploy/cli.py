@@ -191,6 +191,17 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core.image import prune_deployment_images
+
+    project = _load(args)
+    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    for name in names:
+        removed = prune_deployment_images(name, keep_last=args.keep)
+        print(f"{name}: removed {len(removed)} image(s){': ' + ', '.join(removed) if removed else ''}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.registry import Registry
 
@@ -283,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("package", cmd_package, "Build the deployment's image (reused when its inputs are unchanged).")
     with_config(p)
     p.add_argument("--dockerfile-only", metavar="OUT", help="write the whole build context to OUT instead of building")
+
+    p = command("prune", cmd_prune, "Remove a deployment's older images (content-addressed caches; rebuilt on demand).")
+    with_config(p)
+    p.add_argument("--keep", type=int, default=1, metavar="N", help="keep the newest N images of each deployment (default 1)")
 
     p = command("models", cmd_models, "The local model registry.")
     p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")

@@ -393,3 +393,26 @@ def remove_deployment_images(deployment_name: str, *, client=None, keep: Iterabl
                 removed.append(tag)
     client.images.prune(filters={"dangling": True, "label": f"mldeploy.deployment={deployment_name}"})
     return removed
+
+
+def prune_deployment_images(deployment_name: str, *, keep_last: int = 1, client=None) -> list[str]:
+    """Remove all but the newest `keep_last` images of a deployment, sparing any a container uses.
+
+    Images are content-addressed caches: an old one is rebuilt on demand when its inputs return.
+    Returns the removed tags.
+    """
+    from .base_image import _docker_client
+
+    client = _docker_client(client)
+    in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+    images = sorted(client.images.list(name=image_repository(deployment_name)),
+                    key=lambda image: image.attrs.get("Created", ""), reverse=True)
+    removed = []
+    for image in images[max(keep_last, 0):]:
+        if image.id in in_use:
+            continue
+        for tag in image.tags:
+            client.images.remove(tag, noprune=False)
+            removed.append(tag)
+    return removed
+
