@@ -1,4 +1,4 @@
-"""Live services for the check tests: each project deployed once per session with the process target."""
+"""Live services for the check tests: each project deployed once per test module with the process target."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +12,9 @@ from pytest_mldeploy.checks.base import CheckContext
 EXAMPLES = 30
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., CheckContext]]:
-    """`live_context(project_dir)` deploys the project's only deployment once and returns a fresh CheckContext."""
+    """`live_context(project_dir)` deploys the project's only deployment once per module and returns a fresh CheckContext."""
     from pytest_mldeploy.checks.client import ScoringClient
     from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.core.registry import Registry

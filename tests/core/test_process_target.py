@@ -33,11 +33,12 @@ def _server_children() -> list[psutil.Process]:
 @pytest.fixture
 def services():
     """Services a test started; all deleted at teardown, even when the test failed."""
+    before = {p.pid for p in _server_children()}  # other modules' session-scoped services may be running
     started: list = []
     yield started
     for service in started:
         service.delete()
-    assert _server_children() == []
+    assert [p for p in _server_children() if p.pid not in before] == []
 
 
 @pytest.fixture
@@ -91,9 +92,10 @@ def test_failing_init_is_failed_with_its_traceback(registry, services):
 
 
 def test_deploy_that_fails_raises_and_leaves_no_process(registry, services):
+    before = {p.pid for p in _server_children()}
     with pytest.raises(ServiceError, match="init\\(\\) raised RuntimeError"):
         _deploy(PROJECTS / "init-fails", registry, services)
-    assert _server_children() == []
+    assert [p for p in _server_children() if p.pid not in before] == []
 
 
 def test_health_timeout_names_the_wait_and_the_last_state(registry, services):
