@@ -23,7 +23,7 @@ from hypothesis_jsonschema import from_schema
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.report import failure_report
-from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract, validator
+from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract, unreadable_contract, validator
 
 NAME = "properties"
 
@@ -171,8 +171,7 @@ def check_properties(ctx: CheckContext) -> CheckResult:
     try:
         contract = read_contract(ctx.client)
     except (requests.RequestException, ValueError) as exc:
-        summary = f"could not read the service's swagger document: {exc}"
-        return CheckResult(NAME, Outcome.FAILED, summary, f"[{NAME}] {summary}\n\nexpected: GET {ctx.client.swagger_url} answers 200 with Swagger 2.0")
+        return unreadable_contract(NAME, ctx.client, exc)
     if contract.input is None:
         return CheckResult(
             NAME, Outcome.SKIPPED,

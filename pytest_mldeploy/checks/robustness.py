@@ -25,7 +25,9 @@ from hypothesis import find
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
 from pytest_mldeploy.checks.report import failure_report, service_log_tail
-from pytest_mldeploy.checks.schema import Contract, json_path, read_contract, schema_error, strict_json, validator
+from pytest_mldeploy.checks.schema import (
+    Contract, json_path, read_contract, schema_error, strict_json, unreadable_contract, validator,
+)
 
 NAME = "robustness"
 
@@ -220,8 +222,7 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
     try:
         contract = read_contract(ctx.client)
     except (requests.RequestException, ValueError) as exc:
-        summary = f"could not read the service's swagger document: {exc}"
-        return CheckResult(NAME, Outcome.FAILED, summary, f"[{NAME}] {summary}\n\nexpected: GET {ctx.client.swagger_url} answers 200 with Swagger 2.0")
+        return unreadable_contract(NAME, ctx.client, exc)
     strict = contract.input is not None
     example = contract.example if contract.has_example else None
     probes, notes = malformed_probes(example, getattr(ctx.deployment, "max_body_bytes", None))

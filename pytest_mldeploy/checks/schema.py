@@ -194,6 +194,13 @@ def read_contract(client: "ScoringClient") -> Contract:
     return Contract(document, input_schema(document), output_schema(document), has_example, example)
 
 
+def unreadable_contract(check: str, client: "ScoringClient", exc: Exception) -> CheckResult:
+    """The failed result of a check that needs the service's swagger document and could not read it."""
+    summary = f"could not read the service's swagger document: {exc}"
+    return CheckResult(check, Outcome.FAILED, summary,
+                       f"[{check}] {summary}\n\nexpected: GET {client.swagger_url} answers 200 with Swagger 2.0")
+
+
 def expected_answer(output: Optional[dict]) -> str:
     return "200 with a strict-JSON body" + (" matching ServiceOutput" if output is not None else "")
 

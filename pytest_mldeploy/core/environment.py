@@ -28,6 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import BuildError
+from .hashing import file_sha256
 from .base_image import manylinux_platforms
 
 PACKAGE_DIST = "pytest-mldeploy"
@@ -157,14 +158,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def wheel_pins(wheelhouse: Path) -> list[str]:
     """`name==version` for every wheel in `wheelhouse`, sorted: the resolved set as requirements."""
     pins = set()
@@ -180,7 +173,7 @@ def wheelhouse_digest(wheelhouse: Path) -> str:
     try:
         wheels = json.loads(manifest.read_text())["wheels"]
     except (OSError, ValueError, KeyError):
-        wheels = {p.name: _sha256(p) for p in sorted(wheelhouse.glob("*.whl"))}
+        wheels = {p.name: file_sha256(p) for p in sorted(wheelhouse.glob("*.whl"))}
     return hashlib.sha256(json.dumps(wheels, sort_keys=True).encode()).hexdigest()
 
 
@@ -212,7 +205,7 @@ def ensure_wheelhouse(
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
         try:
             _resolve_into(tmp, merged, python_version, platforms)
-            wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
+            wheels = {p.name: file_sha256(p) for p in sorted(tmp.glob("*.whl"))}
             pins = wheel_pins(tmp)
             # What the image installs: exactly the resolved set, offline.
             (tmp / "requirements.txt").write_text("\n".join(pins) + "\n")

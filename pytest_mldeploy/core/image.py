@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import BuildError
 from . import dockerfile as df
 from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
+from .hashing import file_sha256
 from .environment import cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
 
 Progress = Optional[Callable[[str], None]]
@@ -95,17 +96,9 @@ def tree_digest(root: Path) -> str:
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         elif path.is_file():
             executable = "x" if os.stat(path).st_mode & stat.S_IXUSR else "-"
-            digest.update(f"F {rel} {executable} {_file_sha256(path)}\n".encode())
+            digest.update(f"F {rel} {executable} {file_sha256(path)}\n".encode())
         elif path.is_dir():
             digest.update(f"D {rel}\n".encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pytest_mldeploy.core.config import NAME_PATTERN
+from pytest_mldeploy.core.hashing import file_sha256
 from pytest_mldeploy.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -416,18 +417,10 @@ def _matches(values: Mapping[str, str], conditions: List[Tuple[str, Optional[str
     return all(key in values and (want is None or values[key] == want) for key, want in conditions)
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _describe(source: Path) -> _Content:
     """Hash a file, or a folder by its sorted listing of (relative path, executable bit, content hash)."""
     if source.is_file():
-        return _Content(_hash_file(source), False, source.stat().st_size, ())
+        return _Content(file_sha256(source), False, source.stat().st_size, ())
     if not source.is_dir():
         raise RegistryError(f"cannot register {source}: not a regular file or folder")
     files: List[Tuple[str, bool, Path]] = []
@@ -445,7 +438,7 @@ def _describe(source: Path) -> _Content:
     digest = hashlib.sha256(_FOLDER_HEADER)
     size = 0
     for rel, executable, full in files:
-        digest.update(json.dumps([rel, int(executable), _hash_file(full)]).encode() + b"\n")
+        digest.update(json.dumps([rel, int(executable), file_sha256(full)]).encode() + b"\n")
         size += full.stat().st_size
     return _Content(digest.hexdigest(), True, size, tuple(files))
 

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Awaitable, Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 from pytest_mldeploy import __version__
 
