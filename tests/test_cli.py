@@ -130,3 +130,25 @@ def test_package_dockerfile_only_writes_a_buildable_context(project: Path, tmp_p
     assert list(out.rglob("score.py"))
     assert any(p.name.startswith("uvicorn") for p in out.rglob("*.whl"))
     assert os.access(out, os.R_OK)
+
+
+@pytest.mark.docker
+def test_deploy_logs_delete_on_the_docker_target(project: Path) -> None:
+    import docker
+
+    deployed = mldeploy("deploy", "diabetes", "--target", "docker", cwd=project, timeout=900)
+    assert deployed.returncode == 0, deployed.stderr
+    uris = uri_lines(deployed.stdout)
+    client = docker.from_env()
+    try:
+        (container,) = client.containers.list(filters={"label": ["mldeploy.deployment=diabetes", "mldeploy.keep=true"]})
+        # The service outlives the command that started it.
+        assert requests.post(uris["scoring_uri"], json={"data": ROW}, timeout=10).status_code == 200
+        logs = mldeploy("logs", "diabetes", cwd=project)
+        assert logs.returncode == 0 and "init() done" in logs.stdout
+    finally:
+        deleted = mldeploy("delete", "diabetes", cwd=project)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted: diabetes (docker)" in deleted.stdout
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container.id)

@@ -1,6 +1,7 @@
 """`pytest --mldeploy` end to end, through pytester, on the example and on broken projects."""
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -127,8 +128,14 @@ def test_fixtures_serve_hand_written_tests(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.docker
-def test_example_passes_on_the_docker_target(pytester: pytest.Pytester) -> None:
+def test_example_passes_on_the_docker_target_with_its_profile(pytester: pytest.Pytester) -> None:
     project = copy_project(pytester, EXAMPLE)
-    result = run(pytester, project, "--mldeploy-target", "docker", *QUICK, "--mldeploy-examples", "25")
-    result.assert_outcomes(passed=8, deselected=1)
-    result.stdout.fnmatch_lines(["*diabetes*docker*Healthy*5/5 passed*mldeploy/diabetes:*"])
+    config = project / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("duration_s: 20", "duration_s: 5\n      max_concurrency: 8"))
+    report = pytester.path / "report"
+    result = run(pytester, project, "--mldeploy-target", "docker", "--mldeploy-examples", "25", f"--mldeploy-report={report}")
+    result.assert_outcomes(passed=9)
+    result.stdout.fnmatch_lines(["*diabetes*docker*Healthy*6/6 passed*mldeploy/diabetes:*cpu *mem * GB*req/s*p95*"])
+    profile = json.loads((report / "diabetes" / "profile.json").read_text())
+    assert profile["requestedCpu"] > 0 and profile["verification"]["verdict"] in ("verified", "raised")
+    assert (report / "diabetes" / "profile.html").exists()
