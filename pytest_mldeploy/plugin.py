@@ -172,7 +172,10 @@ class CheckItem(pytest.Item):
         if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.summary or "skipped")
         if result.outcome is Outcome.FAILED:
-            raise CheckFailed(result.report or result.summary)
+            report = result.report or result.summary
+            if "curl " in report and not runner.keep:
+                report += "\n(the service stops with this run: add --mldeploy-keep to keep it up for the curl line)"
+            raise CheckFailed(report)
 
     def _remember(self, runner: Any, outcome: str, figures: Optional[dict] = None) -> None:
         record = runner.record(self.deployment)
