@@ -96,6 +96,10 @@ class CheckRunner:
                 raise
             finally:
                 record.deploy_seconds = time.monotonic() - started
+            if self.keep:
+                from pytest_mldeploy.core import kept
+
+                kept.save(self.project, name, service)
             record.state = str(service.state)
             record.target = service.target
             record.image = service.image or ""
@@ -133,7 +137,8 @@ class CheckRunner:
         lines = []
         for name, service in self._services.items():
             if self.keep:
-                lines.append(f"mldeploy: kept '{name}' running: scoring_uri: {service.scoring_uri}")
+                lines.append(f"mldeploy: kept '{name}' running: scoring_uri: {service.scoring_uri} "
+                             f"(stop it with `mldeploy delete {name}`)")
             else:
                 service.delete()
         self._services.clear()

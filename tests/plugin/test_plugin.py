@@ -139,3 +139,25 @@ def test_example_passes_on_the_docker_target_with_its_profile(pytester: pytest.P
     profile = json.loads((report / "diabetes" / "profile.json").read_text())
     assert profile["requestedCpu"] > 0 and profile["verification"]["verdict"] in ("verified", "raised")
     assert (report / "diabetes" / "profile.html").exists()
+
+
+def test_keep_leaves_the_service_up_until_mldeploy_delete(pytester: pytest.Pytester) -> None:
+    import subprocess
+    import sys
+
+    import requests
+
+    project = copy_project(pytester, EXAMPLE)
+    result = run(pytester, project, "--mldeploy-target", "process", "--mldeploy-keep", "-k", "health",
+                 "--ignore", str(project / "test_diabetes_service.py"))
+    result.assert_outcomes(passed=1, deselected=5)
+    (line,) = [l for l in result.outlines if "kept 'diabetes' running" in l]
+    scoring_uri = line.split("scoring_uri: ")[1].split()[0]
+    try:
+        assert requests.get(scoring_uri.rsplit("/", 1)[0] + "/", timeout=5).text == "Healthy"
+    finally:
+        deleted = subprocess.run([sys.executable, "-m", "pytest_mldeploy.cli", "delete", "diabetes"], cwd=project,
+                                 capture_output=True, text=True, timeout=60)
+    assert deleted.returncode == 0, deleted.stderr
+    with pytest.raises(requests.ConnectionError):
+        requests.get(scoring_uri, timeout=2)
