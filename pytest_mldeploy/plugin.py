@@ -68,12 +68,12 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
     The project is `config_path`, else --mldeploy-config, else the `mldeploy.yaml` nearest above
     the paths given on the command line, else above the rootdir.
     """
-    from pytest_mldeploy.core.config import find_config, load_project
+    from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.runner import CheckRunner
 
     if config_path is None:
         explicit = _option(config, "config")
-        config_path = Path(explicit) if explicit else _nearest_config(config, find_config)
+        config_path = Path(explicit) if explicit else _nearest_config(config)
     runners = config.stash[_RUNNERS]
     key = str(Path(config_path).resolve())
     if key not in runners:
@@ -91,7 +91,9 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
     return runners[key]
 
 
-def _nearest_config(config: pytest.Config, find_config: Callable[[Path], Path]) -> Path:
+def _nearest_config(config: pytest.Config) -> Path:
+    """The `mldeploy.yaml` nearest above the first path run that has one (the rootdir last)."""
+    from pytest_mldeploy.core.config import find_config
     from pytest_mldeploy.errors import ConfigError
 
     starts = [Path(arg.split("::")[0]).resolve() for arg in config.args] + [config.rootpath]
@@ -118,7 +120,7 @@ class MldeployFile(pytest.File):
         project = load_project(self.path)
         only = self.config.getoption("mldeploy_deployment")
         unknown = sorted(set(only) - set(project.deployments))
-        if unknown and only:
+        if unknown:
             from pytest_mldeploy.errors import ConfigError
 
             raise ConfigError(f"{self.path.name}: --mldeploy-deployment {', '.join(unknown)}: no such deployment; "

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
