@@ -113,7 +113,18 @@ class DockerService(Service):
 
 
 def _cleanup_this_run() -> None:
+    """At exit: remove this run's containers, then sweep strays of runs whose owner is gone."""
     cleanup.cleanup_run(cleanup.RUN_ID)
+    try:
+        import docker
+
+        client = docker.from_env(timeout=_API_TIMEOUT_S)
+    except Exception:  # no engine at exit: nothing more to sweep
+        return
+    try:
+        cleanup.sweep_stale_containers(client)
+    finally:
+        client.close()
 
 
 def container_name_for(service_name: str, run_id: str, n: int) -> str:
