@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 
 MODELS_DIRNAME = "azureml-models"
 # Never copied from the source directory, whatever the ignore files say.
-ALWAYS_IGNORED = (".git", "__pycache__", "*.pyc", ".mldeploy*")
+# Tool caches and reports change on every run; copied in, they would change the image each time.
+ALWAYS_IGNORED = (
+    ".git", "__pycache__", "*.pyc", ".mldeploy*", "mldeploy-report",
+    ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".tox", ".venv", ".ipynb_checkpoints", ".DS_Store",
+)
 IGNORE_FILES = (".amlignore", ".gitignore")
 
 

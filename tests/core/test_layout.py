@@ -89,7 +89,8 @@ def test_ignore_rules_amlignore_over_gitignore(tmp_path: Path) -> None:
     config = make_project(tmp_path, "")
     src = tmp_path / "svc"
     for rel in ["data/big.csv", "data/keep.csv", "notes.md", "__pycache__/x.pyc", "lib/y.pyc", ".git/HEAD",
-                ".mldeploy/index.json", ".mldeploy-cache/x", "build/out.bin", "sub/build/z"]:
+                ".mldeploy/index.json", ".mldeploy-cache/x", "build/out.bin", "sub/build/z",
+                ".pytest_cache/v/cache/nodeids", ".hypothesis/examples/x", "mldeploy-report/diabetes/profile.json"]:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(rel)
     (src / ".gitignore").write_text("notes.md\n")
