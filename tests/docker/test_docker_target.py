@@ -42,28 +42,6 @@ def client(target):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def base_image(client):
-    """Use the offline base image (`mldeploy base-image`) when the default one cannot be had here."""
-    import docker.errors
-
-    from pytest_mldeploy.core.base_image import DEFAULT_BASE_IMAGE, LOCAL_BASE_TAG
-
-    def present(tag: str) -> bool:
-        try:
-            client.images.get(tag)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-
-    chosen = os.environ.get("MLDEPLOY_BASE_IMAGE") or (DEFAULT_BASE_IMAGE if present(DEFAULT_BASE_IMAGE) else LOCAL_BASE_TAG)
-    if not present(chosen):
-        pytest.fail(f"base image {chosen} is not in the local engine: run `mldeploy base-image --if-missing` first")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLDEPLOY_BASE_IMAGE", chosen)  # the pytester subprocess inherits it too
-        yield chosen
-
-
-@pytest.fixture(scope="module", autouse=True)
 def no_container_left(target, client):
     """Whatever these tests did (or failed to do), the containers they started are gone afterwards.
 
@@ -204,8 +182,10 @@ def _dead_pid_and_start() -> tuple[int, float]:
     return child.pid, start
 
 
-def test_sweep_removes_stale_and_leaves_live_owners(target, client, base_image):
-    image = base_image
+def test_sweep_removes_stale_and_leaves_live_owners(target, client):
+    from pytest_mldeploy.core.base_image import ensure_base_image
+
+    image = ensure_base_image(client=client).tag
     dead_pid, dead_start = _dead_pid_and_start()
     stale_labels = owner_labels("sweep-test")
     stale_labels.update({"mldeploy.pid": str(dead_pid), "mldeploy.pid-start": f"{dead_start:.3f}", "mldeploy.run-id": "stale000"})

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -26,29 +24,7 @@ def target() -> DockerTarget:
     return docker_target
 
 
-@pytest.fixture(scope="module")
-def base_image(target: DockerTarget) -> Iterator[str]:
-    """The default base image when present, else the offline one (`mldeploy base-image`); never pulled."""
-    import docker.errors
-
-    from pytest_mldeploy.core.base_image import DEFAULT_BASE_IMAGE, LOCAL_BASE_TAG
-
-    def present(tag: str) -> bool:
-        try:
-            target.client.images.get(tag)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-
-    chosen = os.environ.get("MLDEPLOY_BASE_IMAGE") or (DEFAULT_BASE_IMAGE if present(DEFAULT_BASE_IMAGE) else LOCAL_BASE_TAG)
-    if not present(chosen):
-        pytest.fail(f"base image {chosen} is not in the local engine: run `mldeploy base-image --if-missing` first")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLDEPLOY_BASE_IMAGE", chosen)
-        yield chosen
-
-
-def test_recommendation_is_verified_under_its_own_limits(target: DockerTarget, base_image: str, tmp_path: Path) -> None:
+def test_recommendation_is_verified_under_its_own_limits(target: DockerTarget, tmp_path: Path) -> None:
     copy = tmp_path / "project"
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
     project = load_project(copy / "mldeploy.yaml")
