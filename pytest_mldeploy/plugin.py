@@ -78,7 +78,6 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
     key = str(Path(config_path).resolve())
     if key not in runners:
         report = _option(config, "report")
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
         runners[key] = CheckRunner(
             load_project(config_path),
             target=_option(config, "target") or "auto",
@@ -86,9 +85,26 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
             examples=int(_option(config, "examples") or 50),
             report_dir=Path(report).resolve() if report else None,
             seed=config.getoption("mldeploy_seed"),
-            notice=(lambda line: reporter.write_line(line)) if reporter else print,
+            notice=_notice(config),
         )
     return runners[key]
+
+
+def _notice(config: pytest.Config) -> Callable[[str], None]:
+    """Write a line to the terminal even while a test's output is being captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return print
+
+    def say(line: str) -> None:
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
 
 
 def _nearest_config(config: pytest.Config) -> Path:
