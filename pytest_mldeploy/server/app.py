@@ -67,6 +67,19 @@ class SharedReadiness:
         return self._memory[: self._workers].count(1) == self._workers
 
 
+_REQUEST_HEADERS = {
+    b"content-length": "content_length",
+    b"authorization": "authorization",
+    b"x-request-id": "request_id",
+    b"x-ms-request-id": "legacy_id",
+    b"x-ms-client-request-id": "client_id",
+    b"origin": "origin",
+    b"traceid": "trace_id",
+    b"access-control-request-method": "preflight_method",
+    b"access-control-request-headers": "preflight_headers",
+}
+
+
 class _Request:
     """The few header values the server itself reads, found in one pass."""
 
@@ -78,24 +91,9 @@ class _Request:
         self.origin = self.authorization = self.content_length = self.trace_id = None
         self.preflight_headers = self.preflight_method = None
         for name, value in headers:
-            if name == b"content-length":
-                self.content_length = value
-            elif name == b"authorization":
-                self.authorization = value
-            elif name == b"x-request-id":
-                self.request_id = value
-            elif name == b"x-ms-request-id":
-                self.legacy_id = value
-            elif name == b"x-ms-client-request-id":
-                self.client_id = value
-            elif name == b"origin":
-                self.origin = value
-            elif name == b"traceid":
-                self.trace_id = value
-            elif name == b"access-control-request-method":
-                self.preflight_method = value
-            elif name == b"access-control-request-headers":
-                self.preflight_headers = value
+            attribute = _REQUEST_HEADERS.get(name)
+            if attribute is not None:
+                setattr(self, attribute, value)
 
 
 class ScoringApp:
