@@ -5,6 +5,8 @@ reason the target recorded and the service's log tail, which is where a failed `
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
@@ -19,20 +21,18 @@ def check_health(ctx: CheckContext) -> CheckResult:
     refresh = getattr(ctx.service, "refresh_state", None)
     state = refresh() if callable(refresh) else getattr(ctx.service, "state", None)
     reason = getattr(ctx.service, "reason", None)
+    response: Optional[requests.Response] = None
+    error: Optional[requests.RequestException] = None
     try:
         response = ctx.client.health()
     except requests.RequestException as exc:
-        problem = f"GET {ctx.client.url('/')} got no answer ({type(exc).__name__})"
+        error = exc
+    if response is None or response.status_code != 200:
+        answer = f"got no answer ({type(error).__name__})" if response is None else f"answered {response.status_code}"
+        problem = f"GET {ctx.client.url('/')} {answer}"
         if state is not None:
             problem += f"; the service is {state}" + (f": {reason}" if reason else "")
-        report = failure_report(NAME, problem, EXPECTED, error=exc, service=ctx.service,
-                                body_dir=ctx.report_dir, request_title="request")
-        return CheckResult(NAME, Outcome.FAILED, problem, report)
-    if response.status_code != 200:
-        problem = f"GET {ctx.client.url('/')} answered {response.status_code}"
-        if state is not None:
-            problem += f"; the service is {state}" + (f": {reason}" if reason else "")
-        report = failure_report(NAME, problem, EXPECTED, response=response, service=ctx.service,
+        report = failure_report(NAME, problem, EXPECTED, response=response, error=error, service=ctx.service,
                                 body_dir=ctx.report_dir, request_title="request")
         return CheckResult(NAME, Outcome.FAILED, problem, report)
     return CheckResult(NAME, Outcome.PASSED, f"GET / answered 200 ({state or 'Healthy'})")
