@@ -8,8 +8,8 @@ runner's `deploy_seconds`, so checks = item times - deploy. "overhead" is pytest
 collection and teardown (wall - item times).
 
 Image build times (cold build, warm reuse, rebuild after touching only score.py) come from the
-image engineer's `bench_image_build.py`: its results from the same `run_all.py` run when there
-are any, otherwise it is run here as a subprocess.
+image engineer's `bench_image_build.py` through its `results/image_build.json`: the one from the
+same `run_all.py` run when there is one, otherwise the script is run here and its JSON read.
 
     python benchmarks/bench_pytest_walltime.py [--rounds 2] [--docker-rounds 1] [--targets process,docker]
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,6 @@ TITLE = "pytest --mldeploy wall time on sklearn-diabetes, warm caches (deploy / 
 
 BASE_IMAGE = "mldeploy/base:bookworm-py3.11"
 PROBE_ENV = "MLDEPLOY_BENCH_PROBE_OUT"
-IMAGE_RESULT_NAMES = ("image_build", "bench_image_build")
 
 TARGET_WARM_NO_PROFILE_S = 10.0
 
@@ -205,46 +203,43 @@ def measure_image_reuse_and_rebuild(rounds: int = 3) -> dict[str, Any]:
             "first_build": {"seconds": first.build_seconds, "reused": first.reused, "tag": first.tag}}
 
 
-_IMAGE_STEPS = {"cold build": "cold", "warm reuse": "warm_reuse", "score.py-only rebuild": "score_only_rebuild"}
-_IMAGE_LINE = re.compile(r"^(?P<step>" + "|".join(re.escape(k) for k in _IMAGE_STEPS) + r")\s+(?P<seconds>\d+(?:\.\d+)?)\b")
+IMAGE_RESULT_NAME = "image_build"
+IMAGE_KEYS = ("cold", "warm_reuse", "score_only_rebuild")
 
 
-def parse_image_output(lines: list[str]) -> dict[str, float]:
-    """{cold, warm_reuse, score_only_rebuild: seconds} from the table bench_image_build.py prints."""
-    found: dict[str, float] = {}
-    for line in lines:
-        match = _IMAGE_LINE.match(line.strip())
-        if match:
-            found[_IMAGE_STEPS[match["step"]]] = float(match["seconds"])
-    return found
+def image_seconds(result: Optional[dict[str, Any]]) -> dict[str, float]:
+    """{cold, warm_reuse, score_only_rebuild: seconds} from a results/image_build.json payload ({} if none)."""
+    data = (result or {}).get("data") or {}
+    return {k: float(data[k]) for k in IMAGE_KEYS if isinstance(data.get(k), (int, float))}
 
 
 def image_numbers(timeout: float) -> tuple[dict[str, float], Optional[str]]:
-    """Cold build, warm reuse and score.py-only rebuild seconds from the image engineer's bench_image_build.py.
+    """Cold build, warm reuse and score.py-only rebuild seconds from bench_image_build.py's results/image_build.json.
 
-    Taken from this run_all run's results when there are any (a results JSON, or the printed
-    output run_all keeps for a script that writes none); otherwise the script is run here.
-    Returns ({}, why) when there are no numbers.
+    Taken from this run_all run's results when they are there; otherwise the script is run here
+    and the JSON it writes is read. Returns ({}, why) when there are no numbers.
     """
     run_id = os.environ.get(c.RUN_ID_ENV)
-    for name in IMAGE_RESULT_NAMES:
-        found = c.load_results(name)
-        if found and run_id and found.get("run_id") == run_id:
-            numbers = parse_image_output(found.get("output") or []) or {
-                k: v for k, v in (found.get("data") or {}).items() if k in _IMAGE_STEPS.values() and isinstance(v, (int, float))}
-            if numbers:
-                return numbers, None
+    found = c.load_results(IMAGE_RESULT_NAME)
+    if found and run_id and found.get("run_id") == run_id and image_seconds(found):
+        return image_seconds(found), None
     script = c.BENCH_DIR / "bench_image_build.py"
     if not script.exists():
         return {}, "benchmarks/bench_image_build.py (the image engineer's cold build / warm reuse / score.py-only rebuild) has not landed yet"
     print("image: running benchmarks/bench_image_build.py ...", flush=True)
+    path = c.RESULTS_DIR / f"{IMAGE_RESULT_NAME}.json"
+    before = path.stat().st_mtime if path.exists() else None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(c.REPO_ROOT), os.environ.get("PYTHONPATH", "")]))}
     done = subprocess.run([sys.executable, str(script)], cwd=c.REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     print(done.stdout[-3000:], flush=True)
-    numbers = parse_image_output(done.stdout.splitlines())
+    if not path.exists() or path.stat().st_mtime == before:
+        return {}, (f"bench_image_build.py (exit {done.returncode}) wrote no {path.relative_to(c.REPO_ROOT)}; "
+                    f"run it alone to see why: python benchmarks/bench_image_build.py ({done.stderr.strip()[-600:]})")
+    numbers = image_seconds(c.load_results(IMAGE_RESULT_NAME))
     if numbers:
         return numbers, None if done.returncode == 0 else f"bench_image_build.py exited {done.returncode}"
-    return {}, f"bench_image_build.py (exit {done.returncode}) printed no cold/warm/rebuild table: {done.stderr[-600:]}"
+    return {}, (f"bench_image_build.py (exit {done.returncode}) wrote {path.relative_to(c.REPO_ROOT)} without "
+                f"cold/warm_reuse/score_only_rebuild seconds in its data; see its 'missing' entries")
 
 
 # ---- main --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each stack serves the example's unmodified score.py from a temporary Azure-style app root, pinned
 to core 0; `wrk -t1 -c8` runs on core 1 and posts the two-row request from the reference
-measurement. Prints requests/s, latency percentiles and the server's CPU time per request per stack. Needs `wrk` and `taskset`.
+measurement. Prints requests/s, latency percentiles and the server's CPU time per request per stack,
+and writes `results/server_stacks.json` (the shipped stack marked). Needs `wrk` and `taskset`.
 
     python benchmarks/bench_server_stacks.py [--duration 10] [--connections 8] [--only NAME ...]
 
@@ -27,6 +28,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+NAME = "server_stacks"
+TITLE = "Scoring-server stack candidates on sklearn-diabetes (wrk -t1, 2-row body): req/s, p99, CPU per request"
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example_projects" / "sklearn-diabetes"
@@ -88,6 +96,9 @@ STACKS = {
     "uvicorn-h11-uvloop-thread": (["-c", _UVICORN, "h11", "uvloop"], {}),
     "stdlib-threading-httpserver": (["-c", _STDLIB], {}),
 }
+
+CHOSEN = "uvicorn-httptools-uvloop-thread"
+"""The stack the server ships (docs/server.md explains the choice)."""
 
 
 def lay_out_app(root: Path) -> dict[str, str]:
@@ -172,18 +183,74 @@ def bench(name: str, env: dict[str, str], duration: int, connections: int, lua: 
             process.wait()
 
 
-def main() -> int:
+def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per stack: the best round (highest req/s), the req/s of every round, and the median CPU ms/request."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name, runs in results.items():
+        if not runs:
+            continue
+        best = max(runs, key=lambda r: r["rps"])
+        cpu = sorted(r["cpu_ms"] for r in runs)[len(runs) // 2]
+        summary[name] = {"best": best, "rps": c.Spread.of([r["rps"] for r in runs]), "cpu_ms": cpu}
+    return summary
+
+
+def write(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, busy: Optional[str]) -> Path:
+    """results/server_stacks.json: one row per stack (the shipped one marked), ratios against the shipped stack."""
+    summary = summarise(results)
+    header = ["stack", "shipped", f"req/s best of {args.rounds}", "req/s min-max", "p50 ms", "p90 ms", "p99 ms",
+              "CPU ms/req (median)", "non-2xx"]
+    rows: list[list[Any]] = []
+    for name in results:
+        mark = "**chosen**" if name == CHOSEN else ""
+        if name not in summary:
+            rows.append([name, mark, "failed", None, None, None, None, None, None])
+            continue
+        s, best = summary[name], summary[name]["best"]
+        rows.append([name, mark, c.fmt(best["rps"], 0), f"{s['rps'].low:.0f}-{s['rps'].high:.0f}", c.fmt(best["p50"], 2),
+                     c.fmt(best["p90"], 2), c.fmt(best["p99"], 2), c.fmt(s["cpu_ms"], 3), int(best["errors"])])
+    ratios = []
+    chosen = summary.get(CHOSEN)
+    if chosen:
+        ratios.append(c.ratio_entry(f"{CHOSEN}: req/s one core could serve (1000 / CPU ms per req)",
+                                    c.ratio(1000.0, chosen["cpu_ms"]), "(information)", None, 0))
+        for name, s in summary.items():
+            if name == CHOSEN:
+                continue
+            ratios.append(c.ratio_entry(f"CPU ms/req {name} / chosen", c.ratio(s["cpu_ms"], chosen["cpu_ms"]),
+                                        "(information; > 1 costs more than the chosen stack)", None))
+            ratios.append(c.ratio_entry(f"req/s {name} / chosen", c.ratio(s["best"]["rps"], chosen["best"]["rps"]),
+                                        "(information)", None))
+    missing = [f"{name}: every round failed (run `python benchmarks/bench_server_stacks.py --only {name}` to see why)"
+               for name in results if name not in summary]
+    notes = [f"wrk -t1 -c{args.connections} -d{args.duration}s on core 1, server on core 0, POST /score (2 rows); "
+             f"{args.rounds} interleaved rounds, the best round (highest req/s) shown, CPU ms/req is the median across rounds",
+             "CPU ms/req (server user+system CPU / requests) is the figure to compare stacks by on this shared machine: "
+             "it ignores time the core was lent to other work",
+             f"chosen = the stack the server ships ({CHOSEN}); run() inline costs about the same CPU but was not "
+             "chosen because only the run thread keeps GET / answering and the scoring timeout working (docs/server.md)"]
+    if busy:
+        notes.append(busy)
+    data = {"args": vars(args), "chosen": CHOSEN, "runs": results,
+            "summary": {name: {"best": s["best"], "rps": s["rps"], "cpu_ms": s["cpu_ms"]} for name, s in summary.items()}}
+    return c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="measurements per stack, interleaved; the best round is shown (default 3)")
     parser.add_argument("--only", nargs="*", choices=sorted(STACKS), help="stacks to measure (default: all)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed (apt-get install wrk util-linux)", file=sys.stderr)
             return 2
+    busy = c.wait_until_quiet()
+    if busy:
+        print(f"warning: {busy}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mldeploy-bench-") as tmp:
         env = lay_out_app(Path(tmp) / "app")
         lua = Path(tmp) / "post.lua"
@@ -203,14 +270,16 @@ def main() -> int:
                 except Exception as exc:  # report and go on with the other stacks
                     print(f"{name}: failed: {exc}", file=sys.stderr)
         print(f"{'stack':36} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10} {'non-2xx':>8}")
+        summary = summarise(results)
         for name in names:
-            if not results[name]:
+            if name not in summary:
                 print(f"{name:36} failed")
                 continue
-            best = max(results[name], key=lambda r: r["rps"])
-            cpu = sorted(r["cpu_ms"] for r in results[name])[len(results[name]) // 2]
+            best, cpu = summary[name]["best"], summary[name]["cpu_ms"]
             print(f"{name:36} {best['rps']:9.0f} {best['p50']:8.2f} {best['p90']:8.2f} {best['p99']:8.2f} "
                   f"{cpu:10.3f} {best['errors']:8.0f}")
+    path = write(results, args, busy)
+    print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
     return 0
 
 
