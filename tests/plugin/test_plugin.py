@@ -161,3 +161,13 @@ def test_keep_leaves_the_service_up_until_mldeploy_delete(pytester: pytest.Pytes
     assert deleted.returncode == 0, deleted.stderr
     with pytest.raises(requests.ConnectionError):
         requests.get(scoring_uri, timeout=2)
+
+
+def test_last_failed_reruns_only_the_failed_check(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, PROJECTS / "broken-output")
+    args = (str(project), "--mldeploy", "--mldeploy-target", "process", "-k", "health or swagger", "-p", "cacheprovider")
+    first = pytester.runpytest_subprocess(*args, timeout=300)
+    first.assert_outcomes(passed=1, failed=1, deselected=4)
+    again = pytester.runpytest_subprocess(*args, "--lf", timeout=300)
+    again.assert_outcomes(failed=1, deselected=5)
+    again.stdout.fnmatch_lines(["*run-last-failure*", "FAILED *mldeploy.yaml::broken-output::swagger*"])
