@@ -206,7 +206,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.registry import Registry
 
     project = _load(args)
-    registry = Registry(project.registry_dir)
+    registry = Registry.for_project(project)
     if args.models_command == "register":
         deployments = [_pick_deployment(project, args.deployment)] if args.deployment else project.deployments.values()
         for deployment in deployments:

@@ -261,7 +261,7 @@ def mldeploy_registry(mldeploy_project: Any) -> Any:
     """The project's local model registry."""
     from pytest_mldeploy.core.registry import Registry
 
-    return Registry(mldeploy_project.registry_dir)
+    return Registry.for_project(mldeploy_project)
 
 
 def _default_deployment(config: pytest.Config, project: Any) -> str:

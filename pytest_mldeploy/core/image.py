@@ -27,6 +27,7 @@ from ..errors import BuildError
 from . import dockerfile as df
 from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
 from .hashing import file_sha256
+from .registry import Registry
 from .environment import cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
 
 Progress = Optional[Callable[[str], None]]
@@ -143,21 +144,6 @@ def _copy_filtered(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _registry_for(project, registry):
-    if registry is not None:
-        return registry
-    from .registry import Registry
-
-    return Registry(project.registry_dir)
-
-
 def _model_labels(models: Sequence) -> dict[str, str]:
     listed = ",".join(f"{m.name}:{m.version}" for m in sorted(models, key=lambda m: (m.name, str(m.version))))
     return {"mldeploy.models": listed} if listed else {}
@@ -202,11 +188,11 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     say(f"resolving requirements for Python {base.python_version}")
     wheelhouse = ensure_wheelhouse(deployment.environment.requirements(), base.python_version, base.manylinux_platforms)
 
-    registry = _registry_for(project, registry)
+    registry = registry or Registry.for_project(project)
     models = registry.register_deployment_models(deployment)
     out.mkdir(parents=True, exist_ok=True)
     say(f"laying out {deployment.name} with {len(models)} model(s)")
-    from .layout import lay_out_app
+    from .layout import lay_out_app, link_or_copy
 
     staging = Path(tempfile.mkdtemp(prefix=".layout-", dir=out))
     try:
@@ -226,7 +212,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     (out / "wheels").mkdir()
     for item in sorted(wheelhouse.iterdir()):
         if item.is_file() and link and item.suffix == ".whl":
-            _link_or_copy(item, out / "wheels" / item.name)
+            link_or_copy(item, out / "wheels" / item.name)
         elif item.is_file():
             shutil.copy2(item, out / "wheels" / item.name)
     for rel, path in server_files():

@@ -141,18 +141,19 @@ def _place_model(model: "RegisteredModel", registry: "Registry", models_root: Pa
     target = models_root / current.name / str(current.version) / current.filename
     target.parent.mkdir(parents=True, exist_ok=True)
     if not current.is_dir:
-        _link_or_copy(current.path, target)
+        link_or_copy(current.path, target)
         return current
     for folder, dirs, files in os.walk(current.path):
         dirs.sort()
         rel = Path(folder).relative_to(current.path)
         (target / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
-            _link_or_copy(Path(folder) / name, target / rel / name)
+            link_or_copy(Path(folder) / name, target / rel / name)
     return current
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` to `dst` (fast, no extra space), copying where a link cannot be made."""
     try:
         os.link(src, dst)
     except OSError:

@@ -13,15 +13,6 @@ DEFAULT_HEALTH_TIMEOUT_S = 120.0
 AUTH_KEYS_ENV = "MLDEPLOY_AUTH_KEYS"
 
 
-def registry_for(project: Any, registry: Any = None) -> Any:
-    """`registry`, or the project's own registry (`project.registry_dir`)."""
-    if registry is not None:
-        return registry
-    from pytest_mldeploy.core.registry import Registry
-
-    return Registry(project.registry_dir)
-
-
 def register_models(deployment: Any, registry: Any) -> list[Any]:
     """Register the deployment's models in `registry` (content-addressed, so repeats reuse versions)."""
     return list(registry.register_deployment_models(deployment))

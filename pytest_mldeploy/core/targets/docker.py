@@ -13,6 +13,7 @@ import re
 import threading
 from typing import Any, Callable, Optional
 
+from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, ServiceState, StateReading, reading_from_inspect
 from pytest_mldeploy.core.targets import Target, cleanup
 from pytest_mldeploy.core.targets.common import (
@@ -23,7 +24,6 @@ from pytest_mldeploy.core.targets.common import (
     make_keys,
     memory_limit_bytes,
     nano_cpus,
-    registry_for,
 )
 from pytest_mldeploy.core.targets.ryuk import configure_ryuk
 from pytest_mldeploy.errors import ServiceError
@@ -207,7 +207,7 @@ class DockerTarget(Target):
 
         self.prepare()
         service_name = name or deployment.name
-        registry = registry_for(project, registry)
+        registry = registry or Registry.for_project(project)
         built = build_image(deployment, project, registry, progress=self._build_progress)
         limits = effective_resources(deployment, resources)
         keys = make_keys(deployment)

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, StateReading, reading_from_exit, tail_lines
 from pytest_mldeploy.core.targets import Target
 from pytest_mldeploy.core.targets import cleanup
@@ -28,7 +29,6 @@ from pytest_mldeploy.core.targets.common import (
     health_timeout,
     make_keys,
     register_models,
-    registry_for,
 )
 from pytest_mldeploy.errors import ServiceError
 
@@ -147,7 +147,7 @@ class ProcessTarget(Target):
         from pytest_mldeploy.core.layout import lay_out_app
 
         service_name = name or deployment.name
-        registry = registry_for(project, registry)
+        registry = registry or Registry.for_project(project)
         models = register_models(deployment, registry)
         workdir = Path(tempfile.mkdtemp(prefix=f"mldeploy-{service_name}-"))
         try:
