@@ -498,3 +498,13 @@ def load_results(name: str) -> Optional[dict[str, Any]]:
     if not path.exists():
         return None
     return json.loads(path.read_text())
+
+
+def report_and_save(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+                    ratios: Sequence[Mapping[str, Any]] = (), missing: Sequence[str] = (),
+                    notes: Sequence[str] = (), data: Optional[Mapping[str, Any]] = None) -> Path:
+    """Print the report, write `results/<name>.json`, and say where it went."""
+    print_report(title, header, rows, ratios, missing, notes)
+    path = write_results(name, title=title, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
+    print(f"\nwrote {path.relative_to(REPO_ROOT)}")
+    return path

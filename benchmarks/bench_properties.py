@@ -174,9 +174,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     notes.append("the two generate differently: ours bounds unbounded numbers to +-1e9 (properties.NUMBER_BOUND) and arrays to "
                  "10 items; schemathesis draws any float, e.g. +-1.8e308, which overflows the Ridge model's output")
 
-    c.print_report(TITLE, header, rows, ratios, missing, notes)
-    path = c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
-    print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
+    c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)
     return 0
 
 

@@ -351,9 +351,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     notes.append("start-up + collect = process start to end of collection; deploy = the runner's deploy_seconds; "
                  "checks = junit item times - deploy - profile; teardown = end of tests to pytest exit (stops the service); "
                  "all read by a probe plugin (this script, loaded with -p)")
-    c.print_report(TITLE, header, rows, ratios, missing, notes)
-    path = c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
-    print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
+    c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)
     return 0
 
 

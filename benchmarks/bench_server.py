@@ -244,9 +244,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     notes.append("reference (docs): azmlinfsrv ~940 req/s, p99 16 ms, wrk -t1 -c8 on a 2-core machine")
     notes.append("azmlinfsrv (gunicorn sync worker) answers `Connection: close`, so wrk reconnects for each of its requests")
 
-    c.print_report(TITLE, header, rows, ratios, missing, notes)
-    path = c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
-    print(f"\nwrote {path.relative_to(c.REPO_ROOT)}")
+    c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)
     return 0
 
 
