@@ -120,7 +120,9 @@ def with_known_fix(exc: BaseException) -> Optional[BaseException]:
     fix = known_fix(exc)
     if fix is None:
         return None
-    message = f"{exc} -- known fix: {fix}"
+    # One line (the original, whole, stays in the chained traceback): the failure reason reads only that line.
+    first_line = (str(exc).splitlines() or [""])[0]
+    message = f"{first_line} -- known fix: {fix}"
     if isinstance(exc, ImportError):
         return type(exc)(message, name=exc.name, path=exc.path)
     try:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import jsonschema
+import requests
 import pytest
 from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator
 
@@ -227,3 +228,12 @@ def test_builtin_checks_pass(tmp_path: Path, script: str) -> None:
                 assert result.figures["requests"] > 15
     finally:
         service.delete()
+
+
+def test_get_query_nested_too_deeply_is_400_like_post(numpy_free) -> None:
+    nested = "[" * 5_000 + "]" * 5_000
+    got = requests.get(f"{numpy_free.url}/score?data={nested}", timeout=30)
+    assert _client_error(got), (got.status_code, got.text)
+    assert got.json()["message"] == "The query value of 'data' could not be decoded as JSON: it is nested too deeply"
+    posted = numpy_free.post("/score", data=f'{{"data": {nested}}}', headers={"Content-Type": "application/json"})
+    assert _client_error(posted) and "nested too deeply" in posted.json()["message"]
