@@ -3,7 +3,8 @@
 The server deserialises each parameter itself with the declared parameter type (so input the schema
 rejects is a 400, not the 500 Azure gives when the decorator fails inside run()), then calls the
 undecorated function. It also derives the swagger schema, tightened with what the parameter types
-really enforce (`required`, `minItems`/`maxItems` for the dimensions `enforce_shape` checks).
+and the code behind them need (`required`, non-empty batches, the sample's inner widths, narrow
+integer ranges, pandas columns); the server publishes that schema and enforces it (validation.py).
 inference_schema is imported only when the entry script has loaded it.
 """
 from __future__ import annotations

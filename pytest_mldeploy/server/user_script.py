@@ -143,7 +143,7 @@ class UserScript:
             log.warning("ServiceInput keywords left out of the swagger document because the server does not "
                         "enforce them: %s", ", ".join(dropped))
         self._input_schema = body
-        self._validator = validation.compile_schema(body)
+        self._validator = validation.compile_schema(_enforced_part(body, self.run_schema))
 
     def init(self) -> None:
         """Call the script's init() (a well-known import failure gets its fix in the message)."""
@@ -279,6 +279,19 @@ def _dumps(value: Any) -> str:
         return json.dumps(value)
     except RecursionError:
         raise BadRequest(400, "The query could not be decoded as JSON: it is nested too deeply") from None
+
+
+def _enforced_part(body: dict[str, Any], run_schema: schema.RunSchema) -> dict[str, Any]:
+    """The published body schema, less the parameters declared with `convert_to_provided_type=False`.
+
+    Those reach run() raw, as on Azure: run() owns their checking, and the robustness check holds it
+    to the published schema (a script that trusts them fails it, as it would fail in production).
+    """
+    raw = [name for name, declared in run_schema.params.items() if not declared.convert]
+    if not raw:
+        return body
+    properties = {name: ({} if name in raw else sub) for name, sub in body.get("properties", {}).items()}
+    return {**body, "properties": properties}
 
 
 def _violation_message(violation: validation.Violation) -> str:

@@ -237,3 +237,15 @@ def test_get_query_nested_too_deeply_is_400_like_post(numpy_free) -> None:
     assert got.json()["message"] == "The query value of 'data' could not be decoded as JSON: it is nested too deeply"
     posted = numpy_free.post("/score", data=f'{{"data": {nested}}}', headers={"Content-Type": "application/json"})
     assert _client_error(posted) and "nested too deeply" in posted.json()["message"]
+
+
+def test_unconverted_parameters_reach_run_raw_as_on_azure(module_servers, module_app) -> None:
+    """run() owns parameters declared with convert_to_provided_type=False; the others are still enforced."""
+    server = module_servers(module_app("unconverted.py"))
+    data = server.get("/swagger.json").json()["definitions"]["ServiceInput"]["properties"]["data"]
+    assert data["items"]["maxItems"] == 2  # published all the same: the robustness check holds run() to it
+    response = server.post("/score", json={"data": "text"})
+    assert response.status_code == 200 and response.json() == {"type": "str", "data": "text", "scale": 1}
+    response = server.post("/score", json={"data": [[1, 2]], "scale": "2"})
+    assert _client_error(response)
+    assert response.json()["message"] == "Invalid value for the 'scale' parameter: /scale must be an integer, not a string"
