@@ -105,3 +105,15 @@ def test_restrict_keeps_what_is_enforced_and_drops_the_rest() -> None:
     validation.compile_schema(kept)
     with pytest.raises(validation.SchemaUnsupported, match="pattern"):
         validation.compile_schema(schema)
+
+
+def test_the_server_imports_no_validation_library() -> None:
+    """The image carries only the server's own small dependency set: no jsonschema, pydantic or core."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import pytest_mldeploy.server.app, pytest_mldeploy.server.user_script; "
+            "loaded = [m for m in ('jsonschema', 'pydantic', 'pytest_mldeploy.core', 'hypothesis') if m in sys.modules]; "
+            "print(loaded)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
