@@ -137,12 +137,12 @@ def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -
 
 
 def _reject_missing_numbers(name: str, value: Any) -> None:
-    """A numeric numpy input holding NaN: in strict JSON that can only come from a `null` the schema does not allow."""
+    """A numeric numpy input holding NaN or infinity: a number past the dtype's range (e.g. 1e39 as float32)."""
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(value, numpy.ndarray) or value.dtype.kind not in "fc":
         return
     if not numpy.isfinite(value).all():
-        raise InputRejected(f"Invalid value for the {name!r} parameter: null where the schema declares a number")
+        raise InputRejected(f"Invalid value for the {name!r} parameter: a number is beyond the range of {value.dtype}")
 
 
 # ---- swagger schemas -------------------------------------------------------------------------------

@@ -117,3 +117,45 @@ def test_the_server_imports_no_validation_library() -> None:
             "print(loaded)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_what_the_schema_cannot_say_is_still_a_client_error() -> None:
+    """A float32 input past float32's range passes the published schema; deserialisation refuses it."""
+    import numpy as np
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.schema_decorators import input_schema
+
+    from pytest_mldeploy.server import schema
+
+    @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0]], dtype="float32")))
+    def run(data):
+        return data
+
+    run_schema = schema.analyse(run)
+    body = schema.input_schema_for(run_schema, run)
+    assert validation.compile_schema(validation.restrict(body)[0]).is_valid({"data": [[1e39, 1.0]]})
+    with pytest.raises(schema.InputRejected, match="beyond the range of float32"):
+        schema.deserialise(run_schema, {"data": [[1e39, 1.0]]}, {"data"})
+
+
+def test_narrow_integer_dtypes_publish_their_range() -> None:
+    import numpy as np
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.schema_decorators import input_schema
+
+    from pytest_mldeploy.server import schema
+
+    @input_schema("pixels", NumpyParameterType(np.array([[0, 255]], dtype="uint8")))
+    @input_schema("ids", NumpyParameterType(np.array([1, 2], dtype="int64")))
+    def run(pixels, ids):
+        return pixels
+
+    run_schema = schema.analyse(run)
+    body = schema.input_schema_for(run_schema, run)
+    leaf = body["properties"]["pixels"]["items"]["items"]
+    assert (leaf["minimum"], leaf["maximum"]) == (0, 255)
+    assert "maximum" not in body["properties"]["ids"]["items"]  # 64-bit ranges are left out on purpose
+    violation = validation.compile_schema(body).first_violation({"pixels": [[0, 256]], "ids": [1]})
+    assert str(violation) == "/pixels/0/1 must be <= 255, not 256"
+    schema.deserialise(run_schema, {"pixels": [[0, 255]], "ids": [1]}, {"pixels", "ids"})
