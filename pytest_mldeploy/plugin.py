@@ -179,10 +179,21 @@ def _deployment_line(path: Path, name: str) -> int:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return 0
+    keys = (f"{name}:", f'"{name}":', f"'{name}':")
+    indent: Optional[int] = None
+    inside = False
     for number, text in enumerate(lines):
-        stripped = text.strip()
-        if text[:1].isspace() and stripped.split("#")[0].rstrip() in (f"{name}:", f'"{name}":', f"'{name}':"):
-            return number
+        content = text.split("#")[0].rstrip()
+        if not content:
+            continue
+        depth = len(text) - len(text.lstrip())
+        if depth == 0:
+            inside = content == "deployments:"
+            continue
+        if inside:
+            indent = depth if indent is None else indent
+            if depth == indent and content.strip() in keys:
+                return number
     return 0
 
 

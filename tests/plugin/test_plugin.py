@@ -248,3 +248,24 @@ def test_the_base_image_fallback_notice_is_said_once_per_run() -> None:
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "cannot be pulled" in line]
     assert len(lines) == 1, done.stdout
+
+
+def test_a_check_warning_points_at_its_deployments_key(tmp_path: Path) -> None:
+    from pytest_mldeploy.plugin import _deployment_line
+
+    config = tmp_path / "mldeploy.yaml"
+    config.write_text(textwrap.dedent("""\
+        defaults:
+          profile:            # not a deployment
+            duration_s: 5
+        deployments:
+          # the first one
+          first:
+            entry_script: score.py
+            profile: {duration_s: 5}
+          profile:
+            entry_script: score.py
+        """))
+    assert _deployment_line(config, "first") == 5
+    assert _deployment_line(config, "profile") == 8
+    assert _deployment_line(config, "missing") == 0
