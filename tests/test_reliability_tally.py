@@ -1,0 +1,81 @@
+"""The reliability suite's tally (tests/reliability/conftest.py), run on a small suite with pytester."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CONFTEST = Path(__file__).resolve().parent / "reliability" / "conftest.py"
+
+SUITE = """
+import pytest
+
+@pytest.mark.reliability
+def test_holds():
+    pass
+
+@pytest.mark.reliability
+def test_breaks():
+    assert False, "the service fell over"
+
+@pytest.mark.reliability
+def test_not_here():
+    pytest.skip("no engine")
+
+def test_not_reliability():
+    pass
+
+@pytest.mark.reliability
+def test_campaign(reliability_counter):
+    for held in (True, True, False):
+        reliability_counter.add("fuzz", held=held, detail="500 from the server")
+    reliability_counter.note("fuzz", "3 requests")
+
+@pytest.mark.reliability
+def test_campaign_whose_own_assertion_fails(reliability_counter):
+    reliability_counter.add("kills", held=True)
+    assert False, "memory grew"
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_tally_counts_tests_and_campaigns(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    pytester.makeconftest(CONFTEST.read_text())
+    pytester.makeini("[pytest]\nmarkers =\n    reliability: the reliability suite\n")
+    sub = pytester.mkpydir("sub")
+    (sub / "test_suite.py").write_text(SUITE)
+    # Beside the conftest, as in tests/reliability/: counted even without the marker.
+    pytester.makepyfile(test_here="def test_unmarked_beside_the_conftest():\n    pass\n")
+    out = pytester.path / "tally.json"
+    monkeypatch.setenv("MLDEPLOY_RELIABILITY_JSON", str(out))
+    args = ["-p", "no:cacheprovider", "-p", "no:randomly"] + (["-n", workers] if workers else [])
+    result = pytester.runpytest_subprocess(*args) if workers else pytester.runpytest(*args)
+    result.assert_outcomes(passed=4, failed=2, skipped=1)
+    # holds 1/1/0, breaks 1/0/1, campaign 3/2/1, own assertion 2/1/1 (its one held kill, then the
+    # failure), the unmarked test beside the conftest 1/1/0; the unmarked one in sub/ is not counted.
+    result.stdout.fnmatch_lines([
+        "*= reliability =*",
+        "  here  *1 tried  *1 held  *0 failed",
+        "  suite  *7 tried  *4 held  *3 failed, 1 skipped",
+        "reliability: 8 tried, 5 held, 3 failed (6 tests: 3 passed, 2 failed, 1 skipped); written to *tally.json",
+    ])
+    summary = json.loads(out.read_text())
+    assert summary["totals"] == {"tried": 8, "held": 5, "failed": 3}
+    by_test = {s["test"].split("::")[1]: s for s in summary["scenarios"]}
+    assert set(by_test) == {"test_holds", "test_breaks", "test_not_here", "test_campaign",
+                            "test_campaign_whose_own_assertion_fails", "test_unmarked_beside_the_conftest"}
+    assert by_test["test_campaign"]["campaign"]["fuzz"]["failures"] == ["500 from the server"]
+    assert by_test["test_campaign"]["campaign"]["fuzz"]["notes"] == ["3 requests"]
+    assert "the service fell over" in by_test["test_breaks"]["detail"]
+    assert by_test["test_not_here"]["outcome"] == "skipped" and "no engine" in by_test["test_not_here"]["detail"]
+
+
+def test_no_reliability_tests_print_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST.read_text())
+    sub = pytester.mkpydir("sub")
+    (sub / "test_plain.py").write_text("def test_a():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "= reliability =" not in result.stdout.str() and "reliability:" not in result.stdout.str()
+    assert not (pytester.path / "mldeploy-report").exists()
