@@ -136,6 +136,46 @@ def outside_problem(
     return None
 
 
+def _escaping_symlink_in_source(source: Path, root: Path, allowed: Sequence[Path], registry: Optional[Path]) -> Optional[str]:
+    """The first symlink the app layout would copy through that leads outside the project, as a problem.
+
+    The layout copies `source` following symlinks and leaving out what its ignore rules name
+    (`.amlignore`/`.gitignore` and always `.git`, `.venv`, `.mldeploy*`, ...), so the same entries
+    are walked here: a `.venv/bin/python -> /usr/bin/python3` is ignored, `creds -> ~/.aws/credentials` is not.
+    """
+    from pytest_mldeploy.core.layout import _ignore_rules, _ignored
+
+    rules = _ignore_rules(source)
+    skip = {os.path.realpath(registry)} if registry else set()
+    seen: Set[str] = set()
+    for folder, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop
+            dirs[:] = []
+            continue
+        seen.add(real)
+        rel_folder = Path(folder).relative_to(source)
+        kept = []
+        for name in sorted(dirs):
+            rel = (rel_folder / name).as_posix()
+            if _ignored(rel, True, rules) or os.path.realpath(Path(folder) / name) in skip:
+                continue
+            kept.append(name)
+        dirs[:] = kept
+        for name in sorted(kept + files):
+            entry = Path(folder) / name
+            rel = (rel_folder / name).as_posix()
+            if name in files and _ignored(rel, False, rules):
+                continue
+            if entry.is_symlink() and entry.exists():  # a dangling one is not copied
+                problem = outside_problem(rel, entry, root, allowed)
+                if problem:
+                    real_target = os.path.realpath(entry)
+                    return (f"{rel} in {source} is a symlink to {real_target}, outside the project; "
+                            + problem.split("; ", 1)[1])
+    return None
+
+
 class _Strict(BaseModel):
     """Every config section: unknown keys are errors."""
 
@@ -420,8 +460,14 @@ class Deployment(_Strict):
     @field_validator("source_directory")
     @classmethod
     def _source_dir(cls, value: Optional[Path], info: ValidationInfo) -> Path:
-        root = Path((info.context or {}).get("root") or os.getcwd())
-        return root if value is None else _resolve_path(value, info, "dir")
+        context = info.context or {}
+        root = Path(context.get("root") or os.getcwd())
+        source = root if value is None else _resolve_path(value, info, "dir")
+        if "root" in context:
+            problem = _escaping_symlink_in_source(source, root, context.get("allowed_outside") or (), context.get("registry"))
+            if problem:
+                raise ValueError(problem)
+        return source
 
     @field_validator("entry_script")
     @classmethod
@@ -520,6 +566,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
         raise ConfigError(f"{shown}: deployments: empty; declare at least one deployment")
     _check_keys(top.defaults, Deployment, shown, "defaults", exclude={"name"})
     allowed_outside = _allowed_outside(top.allowed_outside_paths, root, shown)
+    registry = Path(os.path.normpath(root / Path(top.registry).expanduser())) if top.registry else root / DEFAULT_REGISTRY_DIRNAME
     messages: List[str] = []
     deployments: Dict[str, Deployment] = {}
     for raw_name, raw in top.deployments.items():
@@ -529,7 +576,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
             continue
         merged, from_defaults = _merge_defaults(top.defaults, raw)
         context = {"root": root, "shown": shown, "where": where, "from_defaults": from_defaults,
-                   "allowed_outside": allowed_outside}
+                   "allowed_outside": allowed_outside, "registry": registry}
         try:
             payload = {**merged, "name": name} if isinstance(merged, dict) else merged
             deployments[name] = Deployment.model_validate(payload, context=context)
@@ -540,7 +587,6 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     project_image = os.environ.get(BASE_IMAGE_ENV) or top.base_image or DEFAULT_BASE_IMAGE
     for deployment in deployments.values():
         deployment.base_image = os.environ.get(BASE_IMAGE_ENV) or deployment.base_image or project_image
-    registry = Path(os.path.normpath(root / Path(top.registry).expanduser())) if top.registry else root / DEFAULT_REGISTRY_DIRNAME
     return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
 
 

@@ -289,8 +289,10 @@ def test_paths_outside_the_project_are_refused(project_dir: Path, case: str) -> 
     write(project_dir, body)
     message = error_of()
     assert message.startswith(f"mldeploy.yaml: {expected}"), message
-    assert f"move it into the project folder {project_dir}, or list its folder under allowed_outside_paths" in message
-    assert "\n" not in message
+    # A symlink inside the project is also a problem of source_directory (the layout would copy it): a second line.
+    for line in message.splitlines():
+        assert line.startswith("mldeploy.yaml: deployments.d.")
+        assert line.endswith(f"move it into the project folder {project_dir}, or list its folder under allowed_outside_paths in mldeploy.yaml")
 
 
 def test_allowed_outside_paths_opts_in(project_dir: Path, tmp_path: Path) -> None:
@@ -311,6 +313,22 @@ def test_allowed_outside_paths_opts_in(project_dir: Path, tmp_path: Path) -> Non
     assert "/etc/passwd is outside the project" in error_of()
     write(project_dir, "allowed_outside_paths: [../nowhere]\ndeployments:\n  d: {entry_script: score.py}\n")
     assert error_of() == "mldeploy.yaml: allowed_outside_paths[0]: ../nowhere does not exist"
+
+
+def test_a_symlink_the_layout_would_copy_out_of_the_project_is_refused(project_dir: Path) -> None:
+    write(project_dir, "deployments:\n  d: {entry_script: score.py}\n")
+    (project_dir / ".venv" / "bin").mkdir(parents=True)
+    (project_dir / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")  # ignored by the layout: fine
+    (project_dir / "lib").symlink_to(project_dir / "models")  # inside the project: fine
+    assert load_project().deployments["d"].source_directory == project_dir
+    (project_dir / "models" / "creds").symlink_to("/etc/hostname")  # reached through lib/ as well
+    assert error_of() == (
+        f"mldeploy.yaml: deployments.d.source_directory: lib/creds in {project_dir} is a symlink to /etc/hostname, "
+        f"outside the project; move it into the project folder {project_dir}, or list its folder under "
+        "allowed_outside_paths in mldeploy.yaml"
+    )
+    (project_dir / ".gitignore").write_text("creds\n")  # not copied: fine again
+    assert load_project().deployments["d"].source_directory == project_dir
 
 
 def test_an_escaping_entry_script_is_still_refused(project_dir: Path) -> None:

@@ -1,8 +1,8 @@
 """Hostile mldeploy.yaml files, run through the real `mldeploy` command (issue #9, holes 4, 6 and 10).
 
-Each case must stop with one `mldeploy: error: ...` line and exit 2, and must register, copy or
-read nothing from outside the project: the registry holds no object and the build context is not
-written.
+Each case must stop with `mldeploy: error: ...`, one line per problem, no traceback, exit 2, and
+must register, copy or read nothing from outside the project: the registry holds no object and the
+build context is not written.
 """
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ def _symlinked_source(project: Path) -> str:
     return HEAD.replace("score.py", "hostname") + "    source_directory: src\n"
 
 
+def _symlink_in_source(project: Path) -> str:
+    (project / "aws-credentials").symlink_to("/etc/hostname")
+    return HEAD
+
+
 # name -> (writes the project's files and returns mldeploy.yaml, bytes or text; what the one error line says)
 CASES: Dict[str, Tuple[Callable[[Path], object], str]] = {
     "absolute model path": (lambda p: HEAD + "    models: [{path: /etc/passwd}]\n", "/etc/passwd is outside the project"),
@@ -48,6 +53,7 @@ CASES: Dict[str, Tuple[Callable[[Path], object], str]] = {
     "symlink inside a model folder": (_symlink_in_model_folder, "models/bundle: passwd is a symlink to /etc/passwd"),
     "source_directory /": (lambda p: HEAD + "    source_directory: /\n", "source_directory: / is outside the project"),
     "source_directory symlink to /etc": (_symlinked_source, "source_directory: src is outside the project (it leads to /etc)"),
+    "symlink inside source_directory": (_symlink_in_source, "aws-credentials in "),
     "requirements outside": (lambda p: HEAD + "    environment: {requirements: /etc/hostname}\n",
                              "environment.requirements: /etc/hostname is outside the project"),
     "profile requests outside": (lambda p: HEAD + "    profile: {requests: /etc/hostname}\n",
@@ -92,7 +98,9 @@ def test_a_hostile_config_registers_and_copies_nothing(
         result = run(project, *args) if run is _mldeploy else run(capsys, *args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("mldeploy: error: mldeploy.yaml: "), result.stderr
+        # one line per problem: a symlink inside the project is the model's and source_directory's problem
+        assert lines[0].startswith("mldeploy: error: mldeploy.yaml: ") and len(lines) <= 2, result.stderr
+        assert all(line.startswith("mldeploy.yaml: ") for line in lines[1:]), result.stderr
         assert expected in lines[0], lines[0]
         assert "Traceback" not in result.stderr
     assert not (project / ".mldeploy" / "objects").exists() or not any((project / ".mldeploy" / "objects").iterdir())
