@@ -101,5 +101,9 @@ def test_a_harness_killed_mid_run_is_swept_by_the_next_run(client: Any, tmp_path
     leftover = _container_of(client, second.pid)
     reliability_counter.add("next run leaves no container", held=leftover is None,
                             detail=f"{leftover.name if leftover else ''} left by the second run")
+    try:  # whatever the killed harness had started in its session (nothing, normally)
+        os.killpg(first.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     failures = {k: v["failures"] for k, v in reliability_counter.kinds.items() if v["failed"]}
     assert not failures, failures
