@@ -155,37 +155,40 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(longrepr)
 
 
-_TALLY_KEY = pytest.StashKey[_Tally]()
-_CURRENT: List[_Tally] = []  # the running session's tally (pytest_runtest_logreport gets no config)
+class _TallyPlugin:
+    """Registered as a plugin, not left as conftest hooks: a conftest's per-item hooks only see the
+    items under its own folder, and the tally also counts tests marked `reliability` elsewhere."""
+
+    def __init__(self) -> None:
+        self.tally = _Tally()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.tally.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):  # an xdist worker: the controller prints the tally
+            return
+        if not self.tally.scenarios:
+            return
+        summary = self.tally.summary()
+        path = Path(os.environ.get(JSON_ENV) or Path(str(config.rootpath)) / "mldeploy-report" / "reliability.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        write = terminalreporter.write_line
+        terminalreporter.section("reliability")
+        width = max(len(a) for a in summary["areas"])
+        for area, counts in summary["areas"].items():
+            skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+            write(f"  {area:<{width}}  {counts['tried']:>5} tried  {counts['held']:>5} held  {counts['failed']:>4} failed{skipped}")
+        t, tests = summary["totals"], summary["tests"]
+        write(f"reliability: {t['tried']} tried, {t['held']} held, {t['failed']} failed "
+              f"({tests['passed'] + tests['failed'] + tests['skipped']} tests: {tests['passed']} passed, "
+              f"{tests['failed']} failed, {tests['skipped']} skipped); written to {path}")
+
+
+_PLUGIN_NAME = "mldeploy-reliability-tally"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_TALLY_KEY] = _Tally()
-    _CURRENT[:] = [config.stash[_TALLY_KEY]]
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if _CURRENT:
-        _CURRENT[0].add(report)
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):  # an xdist worker: the controller prints the tally
-        return
-    tally = config.stash.get(_TALLY_KEY, None)
-    if tally is None or not tally.scenarios:
-        return
-    summary = tally.summary()
-    path = Path(os.environ.get(JSON_ENV) or Path(str(config.rootpath)) / "mldeploy-report" / "reliability.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    write = terminalreporter.write_line
-    terminalreporter.section("reliability")
-    width = max(len(a) for a in summary["areas"])
-    for area, counts in summary["areas"].items():
-        skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
-        write(f"  {area:<{width}}  {counts['tried']:>5} tried  {counts['held']:>5} held  {counts['failed']:>4} failed{skipped}")
-    t, tests = summary["totals"], summary["tests"]
-    write(f"reliability: {t['tried']} tried, {t['held']} held, {t['failed']} failed "
-          f"({tests['passed'] + tests['failed'] + tests['skipped']} tests: {tests['passed']} passed, "
-          f"{tests['failed']} failed, {tests['skipped']} skipped); written to {path}")
+    if not config.pluginmanager.has_plugin(_PLUGIN_NAME):
+        config.pluginmanager.register(_TallyPlugin(), _PLUGIN_NAME)
