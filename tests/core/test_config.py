@@ -365,3 +365,12 @@ def test_invalid_utf8_in_a_requirements_file_is_a_one_line_error(project_dir: Pa
 def test_infinite_and_nan_numbers_are_refused(project_dir: Path, setting: str, where: str) -> None:
     write(project_dir, f"deployments:\n  d:\n    entry_script: score.py\n    {setting}\n")
     assert error_of().startswith(f"mldeploy.yaml: deployments.d.{where}: expected a finite number, got ")
+
+
+def test_invalid_utf8_in_azure_and_conda_files_is_a_one_line_error(project_dir: Path) -> None:
+    (project_dir / "environment.yml").write_bytes(b"name: svc\ndependencies:\n  - pip:\n    - jobl\xefib\n")
+    write(project_dir, "deployments:\n  d:\n    entry_script: score.py\n    environment: {conda_file: environment.yml}\n")
+    assert error_of() == f"{project_dir / 'environment.yml'}: line 4, column 11: not valid UTF-8 (byte 0xef); save the file as UTF-8"
+    (project_dir / "inferenceconfig.json").write_bytes(b'{"entryScript": "sc\xffore.py"}')
+    write(project_dir, "deployments:\n  d:\n    inference_config: inferenceconfig.json\n")
+    assert error_of() == "inferenceconfig.json: line 1, column 20: not valid UTF-8 (byte 0xff); save the file as UTF-8"
