@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
+from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -50,6 +50,7 @@ RESERVED_VARIABLES = {
     "CORS_ORIGINS": "cors_origins",
     "WORKER_COUNT": "workers",
     "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
+    "MLDEPLOY_MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "MLDEPLOY_AUTH_KEYS": "auth.keys",
 }
 
@@ -400,6 +401,10 @@ class Deployment(_Strict):
     health_timeout_s: float = Field(120, gt=0)
     port: Optional[int] = Field(None, ge=1, le=65535)
     base_image: Optional[str] = None
+    #: Azure's `request_settings.max_concurrent_requests_per_instance`; None: unlimited (see docs/server.md).
+    max_concurrent_requests: Optional[int] = Field(None, ge=1)
+    #: Which scoring server runs the entry script: ours, or Azure's `azmlinfsrv` (what production runs).
+    server: Literal["mldeploy", "azureml"] = "mldeploy"
 
     @model_validator(mode="before")
     @classmethod

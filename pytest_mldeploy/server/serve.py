@@ -13,6 +13,7 @@ import socket
 import sys
 from typing import Optional
 
+from . import admission
 from .app import ScoringApp, SharedReadiness
 from .settings import Settings
 
@@ -98,6 +99,7 @@ def serve(settings: Settings) -> int:
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     public_url = f"http://{shown_host}:{settings.port}"
     log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, settings.entry_script)
+    admission.gate_for(settings)  # before the workers fork, so they share one count
     if settings.workers == 1:
         return run_worker(settings, sock, public_url)
     return _supervise(settings, sock, public_url)
