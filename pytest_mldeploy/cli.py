@@ -244,6 +244,7 @@ def cmd_base_image(args: argparse.Namespace) -> int:
             return 0
         except docker.errors.ImageNotFound:
             pass
+    base_image.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=_say)
     built = base_image.bootstrap_base_image(args.tag, progress=_say)
     print(f"base_image: {built.tag} (python {built.python_version}, glibc {built.glibc_version})")
     return 0
@@ -361,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=50, help="Hypothesis examples for the properties check")
     p.add_argument("--skip", action="append", metavar="CHECK", help="skip a check (repeatable), e.g. --skip profile")
 
-    p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull).")
+    p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull); "
+                                              "installs mmdebstrap with apt-get first when it is missing and we are root.")
     from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
 
     p.add_argument("--tag", default=LOCAL_BASE_TAG)

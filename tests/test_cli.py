@@ -300,3 +300,26 @@ def test_deploy_logs_delete_on_the_docker_target(project: Path) -> None:
     assert "deleted: diabetes (docker)" in deleted.stdout
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(container.id)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs with apt-get only as root (tests/core/test_image_base.py covers a user)")
+def test_base_image_installs_a_missing_mmdebstrap_with_apt_get(tmp_path: Path) -> None:
+    """A fresh machine: no mmdebstrap on PATH. A fake apt-get 'installs' a fake mmdebstrap that fails,
+    so nothing is built; what counts is the notice and that the installed tool is then used."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    apt = bin_dir / "apt-get"
+    apt.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$*\" >> {bin_dir}/apt.log\n"
+        f"printf '#!/bin/sh\\necho fake mmdebstrap ran >&2\\nexit 3\\n' > {bin_dir}/mmdebstrap\n"
+        f"/bin/chmod +x {bin_dir}/mmdebstrap\n"
+    )
+    apt.chmod(0o755)
+    env = dict(os.environ, PATH=str(bin_dir))
+    result = subprocess.run([sys.executable, "-m", "pytest_mldeploy.cli", "base-image", "--tag", "mldeploy/base:never-built"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "mmdebstrap (builds the offline base image) is not installed: installing the Debian package mmdebstrap" in result.stderr
+    assert (bin_dir / "apt.log").read_text().startswith("install -y -qq mmdebstrap")
+    assert "fake mmdebstrap ran" in result.stderr and "mmdebstrap failed in every mode tried" in result.stderr
