@@ -42,6 +42,9 @@ def _option(config: pytest.Config, name: str) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mldeploy: a built-in deployment check collected from mldeploy.yaml")
+    # Check items carry it so `pytest -n --dist loadgroup` keeps a deployment's checks on one worker;
+    # declared here too so a run without pytest-xdist does not warn about an unknown mark.
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's group, used with --dist loadgroup")
     config.stash[_RUNNERS] = {}
     if config.getoption("mldeploy") or _option(config, "config"):
         config.pluginmanager.register(_Summary(config), "mldeploy-summary")

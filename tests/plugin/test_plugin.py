@@ -43,6 +43,15 @@ def test_items_are_one_per_deployment_and_check(pytester: pytest.Pytester) -> No
     ])
 
 
+def test_collection_without_xdist_warns_about_no_mark(pytester: pytest.Pytester) -> None:
+    """`pip install pytest-mldeploy` has no pytest-xdist: its `xdist_group` mark must not warn."""
+    project = copy_project(pytester, EXAMPLE)
+    result = pytester.runpytest_subprocess(str(project / "mldeploy.yaml"), "--mldeploy", "--collect-only", "-q",
+                                           "-p", "no:xdist", "-W", "error::pytest.PytestUnknownMarkWarning")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.no_fnmatch_line("*Unknown pytest.mark*")
+
+
 def test_a_bad_config_is_one_readable_error(pytester: pytest.Pytester) -> None:
     project = copy_project(pytester, EXAMPLE)
     config = project / "mldeploy.yaml"
