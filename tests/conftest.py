@@ -52,36 +52,35 @@ def _say(config: pytest.Config, line: str, **markup: bool) -> None:
         reporter.write_line(line, **markup)
 
 
-def _base_image_missing(client) -> bool:  # type: ignore[no-untyped-def]
+def _base_image_missing(client, tag: str) -> bool:  # type: ignore[no-untyped-def]
     import docker
 
-    from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
-
     try:
-        client.images.get(LOCAL_BASE_TAG)
+        client.images.get(tag)
         return False
     except docker.errors.ImageNotFound:
         return True
 
 
-def provision_base_image(config: pytest.Config) -> Optional[str]:
-    """Build the offline base image when it is missing (once per machine: a file lock serialises xdist
-    workers and concurrent runs); returns why it failed, or None."""
+def provision_base_image(config: pytest.Config, tag: Optional[str] = None) -> Optional[str]:
+    """Build the offline base image `tag` (default: the one builds fall back to) when it is missing, once
+    per machine (a file lock serialises xdist workers and concurrent runs); returns why it failed, or None."""
     from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
 
+    tag = tag or LOCAL_BASE_TAG
     client = _docker_client()
     if client is None:
         return None
     try:
-        if not _base_image_missing(client):
+        if not _base_image_missing(client, tag):
             return None
         with open(Path(tempfile.gettempdir()) / "mldeploy-test-base-image.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not _base_image_missing(client):
+            if not _base_image_missing(client, tag):
                 return None
-            _say(config, f"mldeploy: the docker tests need the base image {LOCAL_BASE_TAG}; building it from Debian "
+            _say(config, f"mldeploy: the docker tests need the base image {tag}; building it from Debian "
                          "packages (`mldeploy base-image --if-missing`, about a minute, once)")
-            proc = subprocess.Popen([sys.executable, "-m", "pytest_mldeploy.cli", "base-image", "--if-missing"],
+            proc = subprocess.Popen([sys.executable, "-m", "pytest_mldeploy.cli", "base-image", "--if-missing", "--tag", tag],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             lines = []
             for line in proc.stdout:  # type: ignore[union-attr]
