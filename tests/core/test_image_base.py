@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -81,7 +82,14 @@ def test_source_date_epoch_follows_the_environment(monkeypatch):
     assert bi.source_date_epoch() == bi.DEFAULT_SOURCE_DATE_EPOCH
 
 
-def test_bootstrap_fails_clearly_when_no_mode_works(tmp_path):
+def test_bootstrap_fails_clearly_when_no_mode_works(tmp_path, monkeypatch):
+    # A stand-in mmdebstrap that rejects the mode, first on PATH: the message must not depend on
+    # mmdebstrap being installed (a fresh machine has none until `mldeploy base-image` installs it).
+    fake = tmp_path / "bin" / "mmdebstrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'E: invalid mode. Choose from auto, sudo, root, unshare, fakeroot, fakechroot, chrootless' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(BuildError) as caught:
         bi.bootstrap_base_image("mldeploy/base:never", modes=["no-such-mode"], mirrors=["deb http://127.0.0.1:9/debian bookworm main"])
     message = str(caught.value)
