@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 from .. import __version__
 from ..errors import BuildError
 from . import dockerfile as df
+from . import servers
 from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
 from .hashing import file_sha256
 from .registry import Registry
@@ -186,7 +187,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
             f"Python {base.python_version}; set base_image to a Python {wanted_python} image (e.g. python:{wanted_python}-slim-bookworm)"
         )
     say(f"resolving requirements for Python {base.python_version}")
-    wheelhouse = ensure_wheelhouse(deployment.environment.requirements(), base.python_version, base.manylinux_platforms)
+    wheelhouse = ensure_wheelhouse(servers.requirements_for(deployment), base.python_version, base.manylinux_platforms)
 
     registry = registry or Registry.for_project(project)
     models = registry.register_deployment_models(deployment)
@@ -215,7 +216,9 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
             link_or_copy(item, out / "wheels" / item.name)
         elif item.is_file():
             shutil.copy2(item, out / "wheels" / item.name)
-    for rel, path in server_files():
+    (out / "server").mkdir()
+    server = servers.server_of(deployment)
+    for rel, path in server_files() if server == servers.MLDEPLOY else ():
         target = out / "server" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -229,10 +232,12 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         "org.opencontainers.image.vendor": "pytest-mldeploy",
         "mldeploy.deployment": deployment.name,
         "mldeploy.built-by": f"pytest-mldeploy {__version__}",
+        "mldeploy.server": server,
         "mldeploy.python-version": base.python_version,
         **_model_labels(models),
     }
-    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels)
+    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, server=server,
+                             entry_script=servers.entry_script_path(env))
     body = df.render_dockerfile(spec)
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
