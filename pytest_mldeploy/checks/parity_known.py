@@ -74,3 +74,4 @@ def match(difference: "Difference") -> Optional[KnownDifference]:
         if known.matches(difference):
             return known
     return None
+

@@ -95,3 +95,58 @@ def test_planted_difference_is_unknown_and_the_command_fails(tmp_path, capsys) -
     unknown = [line for line in out.splitlines() if "UNKNOWN difference" in line]
     assert unknown and all(("[sample]" in line or "[generated]" in line) and ": body" in line for line in unknown), out
     assert "FAILED:" in out and "known: schema-400-vs-500" in out
+
+
+# ---- the checks judge Azure's server by its own contract ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def azure_example(tmp_path_factory):
+    project = load_project(EXAMPLE / "mldeploy.yaml")
+    deployment = project.deployments["diabetes"].model_copy(update={"server": "azureml"})
+    service = ProcessTarget().deploy(deployment, project, registry=Registry(tmp_path_factory.mktemp("registry")))
+    yield project, deployment, service
+    service.delete()
+
+
+def _context(project, deployment, service):
+    from pytest_mldeploy.checks.base import CheckContext
+    from pytest_mldeploy.checks.client import ScoringClient
+
+    return CheckContext(project, deployment, service, ScoringClient.from_service(service), examples=10, seed=0)
+
+
+def test_robustness_on_azures_server_warns_about_its_documented_500s(azure_example) -> None:
+    from pytest_mldeploy.checks.robustness import check_robustness
+
+    project, deployment, service = azure_example
+    result = check_robustness(_context(project, deployment, service))
+    assert result.passed, result.report
+    assert any("Azure's inference server (server: azureml) answers 500" in w for w in result.warnings), result.warnings
+    # The same answers judged as our server's would be failures: the warning depends on the server setting.
+    ours = deployment.model_copy(update={"server": "mldeploy"})
+    assert not check_robustness(_context(project, ours, service)).passed
+
+
+def test_properties_pass_on_azures_server(azure_example) -> None:
+    from pytest_mldeploy.checks.properties import check_properties
+
+    project, deployment, service = azure_example
+    result = check_properties(_context(project, deployment, service))
+    assert result.passed, result.report
+
+
+def test_azures_loose_service_input_is_tightened_from_its_example() -> None:
+    from jsonschema import Draft4Validator
+
+    from pytest_mldeploy.checks.azure_contract import tightened_input_schema
+
+    document = {"definitions": {"ServiceInput": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "format": "numpy.ndarray",
+                                "items": {"type": "array", "items": {"type": "number", "format": "double"}}}},
+        "example": {"data": [[0.1, 1.2, 2.3]]}}}}
+    schema = tightened_input_schema(document)
+    valid = Draft4Validator(schema).is_valid
+    assert valid({"data": [[1, 2, 3], [4, 5, 6]]})
+    assert not valid({}) and not valid({"data": []}) and not valid({"data": [[1, 2]]})
