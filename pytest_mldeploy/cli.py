@@ -56,11 +56,12 @@ def _wait_for_stop() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets import get_target
+    from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
     target = get_target(args.target, notice=_say)
-    service = target.deploy(deployment, project, port=args.port)
+    service = target.deploy(deployment, project, port=serving_port(deployment, args.port))
     try:
         print(f"scoring_uri: {service.scoring_uri}", flush=True)
         print(f"swagger_uri: {service.swagger_uri}", flush=True)
@@ -77,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
     from pytest_mldeploy.core.targets import get_target
+    from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
@@ -85,7 +87,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         _say(f"mldeploy: replaced the running '{deployment.name}'")
     except MldeployError:
         pass
-    service = get_target(args.target, notice=_say).deploy(deployment, project, port=args.port, keep=True)
+    service = get_target(args.target, notice=_say).deploy(
+        deployment, project, port=serving_port(deployment, args.port), keep=True)
     kept.save(project, deployment.name, service)
     print(f"scoring_uri: {service.scoring_uri}")
     print(f"swagger_uri: {service.swagger_uri}")
@@ -259,13 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise).")
     with_config(p)
-    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the deployment's `port`, else a free one)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
 
     p = command("deploy", cmd_deploy, "Start a deployment and leave it running (until `mldeploy delete`).")
     with_config(p)
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
-    p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: the deployment's `port`, else a free one)")
 
     p = command("logs", cmd_logs, "Print the log of a deployment started by `mldeploy deploy`.")
     with_config(p)

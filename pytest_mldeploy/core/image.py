@@ -198,10 +198,14 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     try:
         layout = lay_out_app(deployment, models, registry, staging)
         (out / "models").mkdir()
-        if (staging / _MODELS_DIR).exists():
+        if models:
             _copy_filtered(staging / _MODELS_DIR, out / "models" / _MODELS_DIR)
             shutil.rmtree(staging / _MODELS_DIR)
         _copy_filtered(staging, out / "app")
+        # Without models the (empty) azureml-models folder travels in the source layer, so
+        # AZUREML_MODEL_DIR exists in the image and no COPY adds an empty layer.
+        if not models:
+            (out / "app" / _MODELS_DIR).mkdir(parents=True, exist_ok=True)
         (out / "app").mkdir(exist_ok=True)
         env = dict(layout.relocated(df.APP_ROOT).server_env())
         # Keys are secrets and may be generated per run: the target passes them at start, never the image.
@@ -232,7 +236,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         "mldeploy.python-version": base.python_version,
         **_model_labels(models),
     }
-    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels)
+    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, models=bool(models))
     body = df.render_dockerfile(spec)
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)

@@ -267,3 +267,15 @@ def test_python_version_mismatch_names_the_fix(project_dir, tmp_path):
     config.write_text(config.read_text().replace("      pip:", '      python: "3.10"\n      pip:'))
     with pytest.raises(BuildError, match=r"environment.python is 3.10 but base image mldeploy/base:bookworm-py3.11 has Python 3.11"):
         _context(project_dir, tmp_path / "ctx")
+
+
+def test_a_deployment_without_models_has_no_models_layer(project_dir, tmp_path):
+    config = project_dir / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("    models:\n      - {name: m, path: models/m.pkl}\n", ""))
+    context = _context(project_dir, tmp_path / "ctx")
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "COPY models/" not in dockerfile
+    assert "COPY app/ /var/azureml-app/" in dockerfile
+    # AZUREML_MODEL_DIR still exists in the image: the empty folder travels in the source layer.
+    assert (context / "app" / "azureml-models").is_dir()
+    assert 'AZUREML_MODEL_DIR="/var/azureml-app/azureml-models"' in dockerfile

@@ -42,7 +42,8 @@ class Target(ABC):
         """Start `deployment` and return its service (Healthy when `wait`, else still starting).
 
         `resources` overrides `deployment.resources` (profiling's closed loop tries several);
-        `port` fixes the host port (a free one otherwise); `name` overrides the service name;
+        `port` fixes the host port (a free one otherwise; the deployment's own `port` is NOT
+        used here: `mldeploy serve`/`deploy` pass it through `common.serving_port`); `name` overrides the service name;
         `keep` leaves the service running after this process exits (`mldeploy deploy`).
         With `wait`, a service that does not reach Healthy is deleted and `ServiceError` raised
         with its state, reason and log tail.

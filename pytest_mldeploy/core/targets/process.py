@@ -155,7 +155,7 @@ class ProcessTarget(Target):
             python = _interpreter_for(deployment)
             keys = make_keys(deployment)
             env = _server_env(layout.server_env(), keys)
-            host_port = port or getattr(deployment, "port", None) or free_port()
+            host_port = port or free_port()  # the deployment's own `port` is for serve/deploy only
             log_path = workdir / "server.log"
             log_file = open(log_path, "ab")
             process = subprocess.Popen(
