@@ -164,17 +164,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_base_image(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import base_image
 
-    if args.if_missing:
-        import docker
-
-        client = docker.from_env()
-        try:
-            client.images.get(args.tag)
-            _say(f"mldeploy: base image {args.tag} is present")
-            return 0
-        except docker.errors.ImageNotFound:
-            pass
-    built = base_image.bootstrap_base_image(args.tag, progress=_say)
+    # Under a lock: two `--if-missing` at once bootstrap once, the second finds the first's image.
+    built, made = base_image.ensure_offline_base(args.tag, rebuild=not args.if_missing, progress=_say)
+    if not made:
+        _say(f"mldeploy: base image {args.tag} is present")
+        return 0
     print(f"base_image: {built.tag} (python {built.python_version}, glibc {built.glibc_version})")
     return 0
 

@@ -112,7 +112,7 @@ def ensure_base_image(
     if local:
         if not bootstrap:
             raise BuildError(_missing_message(tag))
-        return bootstrap_base_image(tag, client=client, progress=progress)
+        return ensure_offline_base(tag, client=client, progress=progress)[0]
     pulled = _pull(client, tag)
     if pulled is None:
         return describe_base_image(client.images.get(tag), tag, client=client)
@@ -279,6 +279,30 @@ def _dpkg_versions(rootfs_tar: Path, packages: Sequence[str]) -> dict[str, str]:
     return versions
 
 
+def ensure_offline_base(
+    tag: str = LOCAL_BASE_TAG, *, client=None, rebuild: bool = False, progress: Progress = None
+) -> tuple[BaseImage, bool]:
+    """The offline base `tag`, bootstrapped when missing (always, with `rebuild`): (image, whether built).
+
+    Holds a per-tag file lock under the cache folder while it looks and builds, so two
+    `mldeploy base-image --if-missing` (or two test runs) at once bootstrap once: the second
+    waits, then finds the image the first imported.
+    """
+    import docker
+
+    from .environment import cache_root, file_lock
+
+    client = _docker_client(client)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tag)
+    with file_lock(cache_root() / "locks" / f"base-image-{safe}.lock"):
+        if not rebuild:
+            try:
+                return describe_base_image(client.images.get(tag), tag, client=client), False
+            except docker.errors.ImageNotFound:
+                pass
+        return bootstrap_base_image(tag, client=client, progress=progress), True
+
+
 def bootstrap_base_image(
     tag: str = LOCAL_BASE_TAG,
     *,
@@ -290,6 +314,8 @@ def bootstrap_base_image(
     progress: Progress = None,
 ) -> BaseImage:
     """Build a Debian `suite` rootfs with python3 + venv (mmdebstrap) and `docker import` it as `tag`.
+
+    Builds unconditionally and without a lock: `ensure_offline_base` is the safe entry point.
 
     Reproducible for the same mirror content: SOURCE_DATE_EPOCH is set, and apt lists, caches,
     logs and host files are removed. Tries the mmdebstrap modes that can work here in turn and

@@ -148,7 +148,8 @@ def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created with its folder) for the `with` block; other processes wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -199,7 +200,7 @@ def ensure_wheelhouse(
     if (final / "manifest.json").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{key}.lock"):
+    with file_lock(root / f"{key}.lock"):
         if (final / "manifest.json").is_file():
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
@@ -309,7 +310,7 @@ def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] =
     marker = venv / ".mldeploy-complete"
     if marker.is_file():
         return python
-    with _locked(root / f"{key[:32]}.lock"):
+    with file_lock(root / f"{key[:32]}.lock"):
         if marker.is_file():
             return python
         if venv.exists():

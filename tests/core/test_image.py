@@ -48,7 +48,7 @@ def project_dir(tmp_path, monkeypatch):
     """A one-model project whose requirements resolve offline from a local wheel folder."""
     links = tmp_path / "links"
     links.mkdir()
-    for name, version in [*SERVER_WHEELS, ("tinyapp", "1.0")]:
+    for name, version in [*SERVER_WHEELS, ("tinyapp", "1.0"), ("tinyapp", "2.0")]:
         _wheel(links, name, version)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
@@ -248,7 +248,8 @@ def test_context_hash_changes_with_each_input(project_dir, tmp_path, change):
         (project_dir / "models" / "m.pkl").write_bytes(b"model-v2")
     elif change == "requirements":
         config = project_dir / "mldeploy.yaml"
-        config.write_text(config.read_text().replace("pip: [tinyapp==1.0]", "pip: [tinyapp]"))
+        # mldeploy.yaml is not in the image: the change must change what is installed.
+        config.write_text(config.read_text().replace("pip: [tinyapp==1.0]", "pip: [tinyapp==2.0]"))
     else:
         base = BaseImage(BASE.tag, "sha256:" + "b" * 64, "3.11", "2.36")
     assert _inputs(_context(project_dir, tmp_path / "after", base)) != before
