@@ -179,7 +179,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
     if args.dockerfile_only:
-        out = image.write_build_context(deployment, project, Path(args.dockerfile_only))
+        out = image.write_build_context(deployment, project, Path(args.dockerfile_only), progress=_say)
         print(f"build_context: {out}")
         print(f"build it with: docker build -t mldeploy/{deployment.name} {out}")
         return 0

@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import BuildError
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+DEFAULT_PYTHON = "3.11"  # the Python of DEFAULT_BASE_IMAGE and of the offline base
 LOCAL_BASE_TAG = "mldeploy/base:bookworm-py3.11"
 DEFAULT_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "python-is-python3")
@@ -78,6 +79,49 @@ def _docker_client(client=None):
         return docker.from_env()
     except docker.errors.DockerException as exc:
         raise BuildError(f"Docker engine: cannot connect ({exc}); start Docker or set DOCKER_HOST") from exc
+
+
+# Azure ML's curated and base images (conda inside, pulled from Microsoft's registry). Inference
+# configs written by the SDK always name one; mldeploy builds on its own base instead.
+AZURE_IMAGE_PREFIXES = ("mcr.microsoft.com/azureml/", "viennaglobal.azurecr.io/", "azureml/")
+
+
+def is_azure_curated(tag: str) -> bool:
+    """Whether `tag` is one of Azure ML's own base/curated images (`mcr.microsoft.com/azureml/...`)."""
+    return tag.lower().startswith(AZURE_IMAGE_PREFIXES)
+
+
+def python_base_tag(python_version: str) -> str:
+    """The public base with that Python: `python:X.Y-slim-bookworm`."""
+    return f"python:{python_version}-slim-bookworm"
+
+
+def find_or_pull(tag: str, *, client=None) -> tuple[Optional[BaseImage], Optional[str]]:
+    """(`tag` as a BaseImage, None) when it is local or pulls; (None, the registry's reason) otherwise."""
+    import docker
+
+    client = _docker_client(client)
+    try:
+        return describe_base_image(client.images.get(tag), tag, client=client), None
+    except docker.errors.ImageNotFound:
+        pass
+    if tag.split(":")[0] == LOCAL_BASE_TAG.split(":")[0]:
+        return None, "an offline base is built by `mldeploy base-image`, never pulled"
+    reason = _pull(client, tag)
+    if reason is not None:
+        return None, reason
+    return describe_base_image(client.images.get(tag), tag, client=client), None
+
+
+def offline_base(*, client=None) -> Optional[BaseImage]:
+    """The offline base `mldeploy/base:bookworm-py3.11` when it is in the local engine, else None."""
+    import docker
+
+    client = _docker_client(client)
+    try:
+        return describe_base_image(client.images.get(LOCAL_BASE_TAG), LOCAL_BASE_TAG, client=client)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def _missing_message(tag: str) -> str:

@@ -280,3 +280,33 @@ def test_a_deployment_without_models_has_no_models_layer(project_dir, tmp_path):
     # AZUREML_MODEL_DIR still exists in the image: the empty folder travels in the source layer.
     assert (context / "app" / "azureml-models").is_dir()
     assert 'AZUREML_MODEL_DIR="/var/azureml-app/azureml-models"' in dockerfile
+
+
+def _conda_project(project_dir: Path, dependencies: str) -> None:
+    (project_dir / "env.yml").write_text(f"channels: [conda-forge]\ndependencies: {dependencies}\n")
+    config = project_dir / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("      pip: [tinyapp==1.0]\n", "      conda_file: env.yml\n"))
+
+
+def test_a_conda_python_pin_the_base_lacks_is_a_notice_not_an_error(project_dir, tmp_path):
+    _conda_project(project_dir, "[python=3.6.2, tinyapp=1.0, cudatoolkit=10.1, {pip: [tinyapp]}]")
+    said: list[str] = []
+    project = load_project(project_dir)
+    context = image.write_build_context(project.deployments["Img-Unit"], project, tmp_path / "ctx", base_image=BASE,
+                                        progress=said.append)
+    assert "tinyapp==1.0" in (context / "wheels" / "requirements.txt").read_text().split()
+    assert any("cudatoolkit=10.1 (not a Python package)" in line for line in said), said
+    (python,) = [line for line in said if "asks for Python 3.6" in line]
+    assert python == ("deployment Img-Unit: env.yml (python=3.6.2) asks for Python 3.6; base image "
+                      "mldeploy/base:bookworm-py3.11 has Python 3.11, which is used: packages are resolved for it")
+
+
+def test_an_old_conda_pin_without_wheels_names_package_pin_python_and_fix(project_dir, tmp_path):
+    _conda_project(project_dir, "[python=3.6.2, tinyapp=0.1.0]")
+    with pytest.raises(BuildError) as caught:
+        _context(project_dir, tmp_path / "ctx")
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith("requirements: tinyapp==0.1.0 (conda tinyapp=0.1.0 in env.yml) has no wheel for CPython 3.11, "
+                            "the base image's Python; the environment was written for Python 3.6 (env.yml (python=3.6.2)). ")
+    assert "Fix: pin a version published for Python 3.11 (or loosen the pin, e.g. tinyapp>=0.1.0)" in first
+    assert "python:3.6-slim-bookworm" in first

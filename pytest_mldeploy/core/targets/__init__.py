@@ -58,7 +58,7 @@ def get_target(kind: str = "auto", notice: Optional[Callable[[str], None]] = pri
     if kind not in TARGET_KINDS:
         raise ServiceError(f"target '{kind}' is unknown: use one of {', '.join(TARGET_KINDS)}")
     if kind == "process":
-        return ProcessTarget()
+        return ProcessTarget(notice=notice)
     docker_target = DockerTarget(notice=notice)
     if kind == "docker":
         if not docker_target.available():
@@ -73,7 +73,7 @@ def get_target(kind: str = "auto", notice: Optional[Callable[[str], None]] = pri
         return docker_target
     if notice is not None:
         notice(f"mldeploy: target auto -> process ({docker_target.unavailable_reason}; resource limits are not enforced)")
-    return ProcessTarget()
+    return ProcessTarget(notice=notice)
 
 
 __all__ = ["TARGET_KINDS", "Target", "get_target"]
