@@ -104,3 +104,87 @@ def test_a_fixed_port_is_not_used_by_checks_deploys(deployed, tmp_path):
         assert service.state is ServiceState.HEALTHY
         assert not service.base_url.endswith(f":{taken}")
         assert requests.get(service.base_url + "/", timeout=10).status_code == 200
+
+
+def _diabetes_source(root: Path) -> Path:
+    """The example's score.py and model in an Azure-style `src/` folder."""
+    src = root / "src"
+    src.mkdir(parents=True)
+    (src / "score.py").write_text((EXAMPLE / "score.py").read_text())
+    (root / "models").mkdir()
+    (root / "models" / "sklearn_regression_model.pkl").write_bytes(
+        (EXAMPLE / "models" / "sklearn_regression_model.pkl").read_bytes())
+    return src
+
+
+def _scores(service) -> None:
+    sample = json.loads((EXAMPLE / "sample_requests.txt").read_text().splitlines()[0])
+    answer = requests.post(service.scoring_uri, json=sample, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()) == len(sample["data"])
+
+
+def test_sdk_inference_config_with_a_curated_base_and_python_36_deploys_unchanged(deployed, tmp_path):
+    root = tmp_path / "sdk"
+    _diabetes_source(root)
+    # What azureml-core's InferenceConfig/Environment save: a curated image, Python 3.6.2, conda packages.
+    (root / "inferenceconfig.json").write_text(json.dumps({
+        "entryScript": "score.py",
+        "sourceDirectory": "src",
+        "environment": {
+            "name": "diabetes-env", "version": "2",
+            "python": {"interpreterPath": "python", "userManagedDependencies": False, "baseCondaEnvironment": None,
+                       "condaDependencies": {"name": "project_environment", "channels": ["anaconda", "conda-forge"],
+                                             "dependencies": ["python=3.6.2", "scikit-learn=1.9.1", "joblib", "cudatoolkit=10.1",
+                                                              {"pip": ["inference-schema[numpy-support]"]}]}},
+            "docker": {"enabled": False, "baseImage": "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210615.v1",
+                       "baseDockerfile": None, "baseImageRegistry": {"address": None, "username": None, "password": None},
+                       "arguments": [], "sharedVolumes": True, "shmSize": None},
+            "environmentVariables": {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"},
+            "spark": {"repositories": [], "packages": [], "precachePackages": True},
+            "r": None, "inferencingStackVersion": None,
+        },
+    }, indent=2))
+    (root / "mldeploy.yaml").write_text(
+        f"deployments:\n  {_name('sdk')}:\n    inference_config: inferenceconfig.json\n"
+        "    models: [{name: sklearn_regression_model, path: models/sklearn_regression_model.pkl}]\n"
+    )
+    notices: list[str] = []
+    service = deployed(root, notices)
+    assert service.state is ServiceState.HEALTHY
+    _scores(service)
+    text = "\n".join(notices)
+    assert "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210615.v1 is Azure's curated image" in text
+    assert "cudatoolkit=10.1 (not a Python package)" in text
+    if "building on python:3.6-slim-bookworm" not in text:  # no registry answers: the offline base, said once
+        (line,) = [n for n in notices if "asks for Python 3.6" in n]
+        assert "is Azure's curated image" in line and "building on the offline base mldeploy/base:bookworm-py3.11 with Python 3.11" in line
+
+
+def test_v2_conda_file_with_conda_packages_deploys_unchanged(deployed, tmp_path):
+    root = tmp_path / "v2"
+    _diabetes_source(root)
+    (root / "src" / "conda.yaml").write_text(textwrap.dedent(
+        """\
+        name: model-env
+        channels:
+          - conda-forge
+        dependencies:
+          - python=3.10
+          - scikit-learn=1.9.1
+          - joblib
+          - pip
+          - pip:
+            - inference-schema[numpy-support]
+        """
+    ))
+    (root / "mldeploy.yaml").write_text(
+        f"deployments:\n  {_name('v2')}:\n    source_directory: src\n    entry_script: score.py\n"
+        "    environment: {conda_file: src/conda.yaml}\n"
+        "    models: [{name: sklearn_regression_model, path: models/sklearn_regression_model.pkl}]\n"
+    )
+    notices: list[str] = []
+    service = deployed(root, notices)
+    assert service.state is ServiceState.HEALTHY
+    _scores(service)
+    assert not any("not installed" in n for n in notices)
