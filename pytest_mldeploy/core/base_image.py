@@ -124,7 +124,7 @@ def offline_base(*, client=None) -> Optional[BaseImage]:
         return None
 
 
-def _missing_message(tag: str) -> str:
+def missing_base_message(tag: str) -> str:
     return (
         f"base image {tag} is not in the local Docker engine and cannot be pulled. "
         f"Fix: `docker pull {tag}` where a registry is reachable, or build an offline base with "
@@ -155,7 +155,7 @@ def ensure_base_image(
         bootstrap = local
     if local:
         if not bootstrap:
-            raise BuildError(_missing_message(tag))
+            raise BuildError(missing_base_message(tag))
         return ensure_offline_base(tag, client=client, progress=progress)[0]
     pulled = _pull(client, tag)
     if pulled is None:
@@ -164,11 +164,11 @@ def ensure_base_image(
         try:
             image = client.images.get(LOCAL_BASE_TAG)
         except docker.errors.ImageNotFound:
-            raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})") from None
+            raise BuildError(f"{missing_base_message(tag)} (pull failed: {pulled})") from None
         if progress:
             progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}")
         return describe_base_image(image, LOCAL_BASE_TAG, client=client)
-    raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})")
+    raise BuildError(f"{missing_base_message(tag)} (pull failed: {pulled})")
 
 
 def _pull(client, tag: str) -> Optional[str]:

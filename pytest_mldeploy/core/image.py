@@ -30,7 +30,7 @@ from .base_image import (
     DEFAULT_PYTHON,
     LOCAL_BASE_TAG,
     BaseImage,
-    _missing_message,
+    missing_base_message,
     ensure_base_image,
     find_or_pull,
     is_azure_curated,
@@ -105,10 +105,9 @@ def base_request(deployment, project, base_image: Optional[str] = None) -> tuple
         source: Optional[str] = "the base image asked for"
     elif os.environ.get("MLDEPLOY_BASE_IMAGE"):
         source = "MLDEPLOY_BASE_IMAGE"
-    elif hasattr(deployment, "base_image_source"):
-        source = deployment.base_image_source
     else:
-        source = None if tag == DEFAULT_BASE_IMAGE else "base_image"
+        # load_project records who set it; a deployment made otherwise counts as set unless it is the default.
+        source = getattr(deployment, "base_image_source", None) or (None if tag == DEFAULT_BASE_IMAGE else "base_image")
     return tag, (None if is_azure_curated(tag) else source)
 
 
@@ -148,7 +147,7 @@ def choose_base(deployment, project, base_image: Optional[str] = None, *, client
     offline = offline_base(client=client)
     if pin is None or pin.version == DEFAULT_PYTHON and (offline is None or offline.python_version == pin.version):
         if offline is None:
-            raise BuildError(f"{_missing_message(wanted)} (pull failed: {reason})")
+            raise BuildError(f"{missing_base_message(wanted)} (pull failed: {reason})")
         say(lead + f"base image {wanted} cannot be pulled ({reason}); using the offline base {LOCAL_BASE_TAG}")
         return offline
     if offline is None:
@@ -354,22 +353,24 @@ def _wheelhouse(deployment, base: BaseImage) -> Path:
     """The deployment's wheelhouse for the base's Python; a failure names the conda pin and the Python it came from."""
     environment = deployment.environment
     origins = getattr(environment, "origins", lambda: {})()
-    binary_only = [line for line in origins]
     try:
         return ensure_wheelhouse(environment.requirements(), base.python_version, base.manylinux_platforms,
-                                 binary_only=binary_only)
+                                 binary_only=list(origins))
     except UnresolvableRequirement as exc:
         pin = _python_pin(deployment)
+        other_python = pin is not None and pin.version != base.python_version
         origin = next((o for line, o in origins.items() if _same_project(line, exc.requirement)), None)
-        if origin is None and pin is None:
-            raise
+        if origin is None and not other_python:
+            raise  # a typo or a pip-section pin: pip's own words say it best
         what = f"{exc.requirement} ({origin})" if origin else exc.requirement
-        asked = f"; the environment was written for Python {pin.version} ({pin.source})" if pin and pin.version != base.python_version else ""
+        written_for, other_base = "", ""
+        if other_python:
+            written_for = f"; the environment was written for Python {pin.version} ({pin.source})"
+            other_base = f", or build on a Python {pin.version} base ({python_base_tag(pin.version)} where a registry answers)"
         raise BuildError(
-            f"requirements: {what} has no wheel for CPython {base.python_version}, the base image's Python{asked}. "
+            f"requirements: {what} has no wheel for CPython {base.python_version}, the base image's Python{written_for}. "
             f"Fix: pin a version published for Python {base.python_version} (or loosen the pin, e.g. "
-            f"{_loosened(exc.requirement)}){f', or build on a Python {pin.version} base ({python_base_tag(pin.version)} where a registry answers)' if asked else ''}. "
-            f"pip said:\n{exc.pip_log}"
+            f"{_loosened(exc.requirement)}){other_base}. pip said:\n{exc.pip_log}"
         ) from None
 
 
