@@ -188,3 +188,44 @@ def test_v2_conda_file_with_conda_packages_deploys_unchanged(deployed, tmp_path)
     assert service.state is ServiceState.HEALTHY
     _scores(service)
     assert not any("not installed" in n for n in notices)
+
+
+def _pinned_project(root: Path, environment: str, extra: str = "") -> None:
+    root.mkdir()
+    (root / "score.py").write_text(ECHO_SCORE)
+    (root / "mldeploy.yaml").write_text(f"{extra}deployments:\n  pinned:\n    entry_script: score.py\n    environment: {environment}\n")
+
+
+def test_a_strict_python_pin_no_base_has_is_one_line_with_the_choices(target, tmp_path, monkeypatch):
+    from pytest_mldeploy.core.image import choose_base
+    from pytest_mldeploy.errors import BuildError
+
+    monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
+    _pinned_project(tmp_path / "strict", '{python: "3.8", pip: [joblib]}')
+    project = load_project(tmp_path / "strict")
+    deployment = project.deployments["pinned"]
+    try:
+        base = choose_base(deployment, project, client=target.client)
+    except BuildError as exc:
+        message = str(exc)
+        assert "\n" not in message
+        assert message.startswith("deployment pinned: environment.python asks for Python 3.8 and no base image has it: "
+                                  "python:3.8-slim-bookworm cannot be pulled (")
+        assert message.endswith("choose one: pull python:3.8-slim-bookworm where a registry answers, set base_image to an "
+                                "image with Python 3.8, or remove environment.python to build on Python 3.11")
+    else:  # a registry answered
+        assert (base.tag, base.python_version) == ("python:3.8-slim-bookworm", "3.8")
+
+
+def test_a_named_base_wins_over_a_conda_python_pin_with_a_notice(target, tmp_path, monkeypatch):
+    from pytest_mldeploy.core.image import choose_base
+
+    (tmp_path / "conda.yml").write_text("dependencies: [python=3.7, {pip: [joblib]}]\n")
+    _pinned_project(tmp_path / "named", "{conda_file: ../conda.yml}")
+    monkeypatch.setenv("MLDEPLOY_BASE_IMAGE", LOCAL_BASE_TAG)
+    project = load_project(tmp_path / "named")
+    said: list[str] = []
+    base = choose_base(project.deployments["pinned"], project, client=target.client, progress=said.append)
+    assert base.tag == LOCAL_BASE_TAG
+    assert said == [f"deployment pinned: {tmp_path / 'conda.yml'} (python=3.7) asks for Python 3.7; base image "
+                    f"{LOCAL_BASE_TAG} (from MLDEPLOY_BASE_IMAGE) has Python 3.11, which is used: packages are resolved for it"]
