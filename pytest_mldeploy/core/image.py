@@ -118,6 +118,10 @@ def _python_pin(deployment):
     return None
 
 
+_BASE_NOTICES: set[str] = set()
+"""Base image notices this process has already shown."""
+
+
 def choose_base(deployment, project, base_image: Optional[str] = None, *, client=None, progress: Progress = None) -> BaseImage:
     """The base image to build `deployment` on, saying in one line when it is not the one asked for.
 
@@ -126,7 +130,14 @@ def choose_base(deployment, project, base_image: Optional[str] = None, *, client
     cannot be pulled, the offline base is used, with a notice when its Python differs from a
     conda `python=` pin. A strict pin (`environment.python`) no base has is an error listing the choices.
     """
-    say = progress or (lambda _msg: None)
+    said = progress or (lambda _msg: None)
+
+    def say(message: str) -> None:
+        # Once per run, not once per deployment built (or per rebuild of the same one).
+        if message not in _BASE_NOTICES:
+            _BASE_NOTICES.add(message)
+            said(message)
+
     pin = _python_pin(deployment)
     tag, source = base_request(deployment, project, base_image)
     name = getattr(deployment, "name", "?")
