@@ -281,7 +281,7 @@ class EnvironmentSpec(_Strict):
                 root = Path(ctx.get("root") or os.getcwd())
                 inside = self.conda_file.is_relative_to(root)
                 self._conda_where = self.conda_file.relative_to(root).as_posix() if inside else str(self.conda_file)
-                data = azure_config.read_conda_file(self.conda_file, self._conda_where)
+                data = azure_config.read_conda_file(self.conda_file, str(self.conda_file))
             else:
                 self._conda_where = ctx.get("conda_origin") or f"{ctx.get('shown') or CONFIG_FILENAME}: {ctx.get('where') or 'deployment'}.environment.conda"
                 data = self.conda or {}
