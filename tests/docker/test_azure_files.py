@@ -220,12 +220,12 @@ def test_a_strict_python_pin_no_base_has_is_one_line_with_the_choices(target, tm
 def test_a_named_base_wins_over_a_conda_python_pin_with_a_notice(target, tmp_path, monkeypatch):
     from pytest_mldeploy.core.image import choose_base
 
-    (tmp_path / "conda.yml").write_text("dependencies: [python=3.7, {pip: [joblib]}]\n")
-    _pinned_project(tmp_path / "named", "{conda_file: ../conda.yml}")
+    _pinned_project(tmp_path / "named", "{conda_file: conda.yml}")
+    (tmp_path / "named" / "conda.yml").write_text("dependencies: [python=3.7, {pip: [joblib]}]\n")
     monkeypatch.setenv("MLDEPLOY_BASE_IMAGE", LOCAL_BASE_TAG)
     project = load_project(tmp_path / "named")
     said: list[str] = []
     base = choose_base(project.deployments["pinned"], project, client=target.client, progress=said.append)
     assert base.tag == LOCAL_BASE_TAG
-    assert said == [f"deployment pinned: {tmp_path / 'conda.yml'} (python=3.7) asks for Python 3.7; base image "
+    assert said == ["deployment pinned: conda.yml (python=3.7) asks for Python 3.7; base image "
                     f"{LOCAL_BASE_TAG} (from MLDEPLOY_BASE_IMAGE) has Python 3.11, which is used: packages are resolved for it"]
