@@ -23,30 +23,40 @@ MSG_TOO_MANY = (
 
 
 class AdmissionGate:
-    """Counts `/score` requests in flight; `enter()` is False past the limit (the request gets 429)."""
+    """Counts `/score` requests in flight per worker; `enter()` is False past the instance's limit (429).
 
-    def __init__(self, limit: int) -> None:
+    One slot per worker in shared memory: a worker started again after its predecessor died
+    calls `reset(index)`, so places the dead one held are not lost for good.
+    """
+
+    def __init__(self, limit: int, workers: int = 1) -> None:
         self.limit = limit
         self.admitted = AZURE_ADMISSION_FACTOR * limit
-        self._count = multiprocessing.Value("l", 0, lock=True)
+        self._slots = multiprocessing.Array("l", max(1, workers), lock=True)
         self.message = MSG_TOO_MANY.format(admitted=self.admitted, limit=limit)
 
-    def enter(self) -> bool:
-        """Take a place if there is one."""
-        with self._count.get_lock():
-            if self._count.value >= self.admitted:
+    def enter(self, index: int = 0) -> bool:
+        """Take a place for worker `index` if the instance has one."""
+        with self._slots.get_lock():
+            if sum(self._slots) >= self.admitted:
                 return False
-            self._count.value += 1
+            self._slots[index] += 1
             return True
 
-    def leave(self) -> None:
-        """Give back a place taken by `enter()`."""
-        with self._count.get_lock():
-            self._count.value -= 1
+    def leave(self, index: int = 0) -> None:
+        """Give back a place taken by `enter(index)`."""
+        with self._slots.get_lock():
+            self._slots[index] -= 1
+
+    def reset(self, index: int) -> None:
+        """Forget worker `index`'s places (it is starting, so it holds none)."""
+        with self._slots.get_lock():
+            self._slots[index] = 0
 
     @property
     def in_flight(self) -> int:
-        return self._count.value
+        with self._slots.get_lock():
+            return sum(self._slots)
 
 
 _shared: Optional[AdmissionGate] = None
@@ -58,5 +68,5 @@ def gate_for(settings: Settings) -> Optional[AdmissionGate]:
     if not settings.max_concurrent_requests:
         return None
     if _shared is None or _shared.limit != settings.max_concurrent_requests:
-        _shared = AdmissionGate(settings.max_concurrent_requests)
+        _shared = AdmissionGate(settings.max_concurrent_requests, settings.workers)
     return _shared

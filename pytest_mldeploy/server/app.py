@@ -119,6 +119,8 @@ class ScoringApp:
         self._swagger_cache: dict[str, bytes] = {}
         self._timeout_ms = settings.timeout_ms
         self._gate = admission.gate_for(settings)
+        if self._gate is not None:
+            self._gate.reset(worker_index)
 
     # ---- lifespan ------------------------------------------------------------------------------
 
@@ -189,13 +191,13 @@ class ScoringApp:
             gate = self._gate
             if gate is None:
                 await self._score_route(scope, receive, send, request, base, method)
-            elif not gate.enter():
+            elif not gate.enter(self._worker_index):
                 await self._send(send, 429, _message(gate.message), base + [_JSON, _FAILED[False]])
             else:
                 try:
                     await self._score_route(scope, receive, send, request, base, method)
                 finally:
-                    gate.leave()
+                    gate.leave(self._worker_index)
         elif path == self.health_path:
             if method in ("GET", "HEAD"):
                 if self.ready or self._refresh_ready():

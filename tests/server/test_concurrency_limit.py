@@ -20,6 +20,13 @@ def test_gate_admits_twice_the_setting_then_refuses() -> None:
     assert "Too many pending requests" in gate.message
 
 
+def test_gate_counts_workers_together_and_a_restarted_worker_frees_its_places() -> None:
+    gate = AdmissionGate(1, workers=2)
+    assert gate.enter(0) and gate.enter(1) and not gate.enter(0)
+    gate.reset(1)  # worker 1 died holding a place and was started again
+    assert gate.in_flight == 1 and gate.enter(1)
+
+
 def test_setting_is_read_and_unlimited_by_default(tmp_path) -> None:
     base = {"AML_APP_ROOT": str(tmp_path)}
     assert load_settings(base).max_concurrent_requests == 0
