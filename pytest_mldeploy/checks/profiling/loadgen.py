@@ -29,6 +29,9 @@ from pytest_mldeploy.errors import ServiceError
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Locust's start-up and shutdown on top of the run time, before the hard timeout kills it.
 OVERHEAD_S = 30.0
+#: The locustfile ends the load `run_time` after the test really started; Locust's own `-t`,
+#: which counts from before (seconds before on a loaded machine), only backs it up.
+BACKSTOP_S = 15.0
 #: Hosts the load may target: this machine only.
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -114,10 +117,10 @@ class LocustLoad:
         self._runs += 1
         out = self.workdir / f"load-{self._runs:02d}-u{users}.json"
         log = self.workdir / f"load-{self._runs:02d}-u{users}.log"
-        run_time = max(int(round(warmup_s + seconds)), 1)
+        run_time = max(warmup_s + seconds, 0.5)
         command = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(users), "-r", str(max(users * 10, 1)), "-t", f"{run_time}s",
+            "-u", str(users), "-r", str(max(users * 10, 1)), "-t", f"{int(run_time + BACKSTOP_S)}s",
             "--host", self.base_url, "--only-summary", "--loglevel", "WARNING",
             "--exit-code-on-error", "0", "--stop-timeout", "0",
         ]  # fmt: skip
@@ -129,6 +132,7 @@ class LocustLoad:
             MLDEPLOY_LOAD_OUT=str(out),
             MLDEPLOY_LOAD_PATH=self.scoring_path,
             MLDEPLOY_LOAD_TIMEOUT_S=str(self.request_timeout_s),
+            MLDEPLOY_LOAD_RUN_S=repr(float(run_time)),
         )
         for name in ("MLDEPLOY_LOAD_KEY", "MLDEPLOY_LOAD_ALTERNATE", "MLDEPLOY_LOAD_ALTERNATE_KEY", "MLDEPLOY_LOAD_ROUND_S"):
             env.pop(name, None)
@@ -143,7 +147,7 @@ class LocustLoad:
             process = subprocess.Popen(
                 command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
-            generator_cpu = _watch(process, run_time + OVERHEAD_S)
+            generator_cpu = _watch(process, run_time + BACKSTOP_S + OVERHEAD_S)
         log_text = log.read_text(encoding="utf-8", errors="replace")
         tail = "\n".join(log_text.splitlines()[-20:])
         if process.returncode != 0 or not out.exists():

@@ -16,7 +16,9 @@ MLDEPLOY_LOAD_BODIES (JSON `[{"body": base64, "contentType": ...}]`, see workloa
 MLDEPLOY_LOAD_OUT (the JSON to write), MLDEPLOY_LOAD_KEY (optional bearer key),
 MLDEPLOY_LOAD_PATH (default /score), MLDEPLOY_LOAD_TIMEOUT_S (per request, default 60),
 MLDEPLOY_LOAD_ALTERNATE (base URL of the other service), MLDEPLOY_LOAD_ALTERNATE_KEY (its key),
-MLDEPLOY_LOAD_ROUND_S (the round length).
+MLDEPLOY_LOAD_ROUND_S (the round length), MLDEPLOY_LOAD_RUN_S (how long to load, counted from
+the test's start: Locust's own `-t` starts counting before, by seconds on a loaded machine, so
+it is only a backstop).
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ SCORE_PATH = os.environ.get("MLDEPLOY_LOAD_PATH", "/score")
 TIMEOUT_S = float(os.environ.get("MLDEPLOY_LOAD_TIMEOUT_S", "60"))
 ALTERNATE = os.environ.get("MLDEPLOY_LOAD_ALTERNATE", "")
 ROUND_S = float(os.environ.get("MLDEPLOY_LOAD_ROUND_S", "0") or 0)
+RUN_S = float(os.environ.get("MLDEPLOY_LOAD_RUN_S", "0") or 0)
 #: Per target (0: --host, 1: the alternate): the path to post to and each request's (body, headers).
 REQUESTS = [
     (SCORE_PATH, [(body, _headers(ct, os.environ.get("MLDEPLOY_LOAD_KEY", ""))) for body, ct in _read_requests()]),
@@ -137,6 +140,8 @@ def _on_start(environment, **_kw) -> None:
     _run.setdefault("started_at", time.time())
     if not isinstance(environment.runner, MasterRunner):
         _run["flusher"] = gevent.spawn(_flusher, environment)  # type: ignore[assignment]
+    if RUN_S > 0 and not isinstance(environment.runner, WorkerRunner) and "stopper" not in _run:
+        _run["stopper"] = gevent.spawn_later(RUN_S, environment.runner.quit)  # type: ignore[assignment]
 
 
 @events.test_stopping.add_listener
