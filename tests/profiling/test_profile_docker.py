@@ -41,14 +41,15 @@ def test_recommendation_is_verified_under_its_own_limits(target: DockerTarget, t
     lines: list[str] = []
     result = profile_deployment(
         project, deployment, target, tmp_path / "out", progress=lines.append,
-        settings=ProfileSettings(step_s=2, warmup_s=0.5, max_raises=1),
+        settings=ProfileSettings(step_s=2, warmup_s=0.5),
     )  # fmt: skip
 
     assert result.target == "docker"
     assert len(result.samples) >= 4 and all(s.memory > 0 for s in result.samples)  # Docker stats were streamed
     verification = result.verification
     # a correct deployment: held, or too noisy to tell on a shared machine; never "did not hold" nor "could not run"
-    assert verification.verdict in ("verified", "raised", "inconclusive"), verification.reason
+    attempts = [(a.cpu, a.memory_gb, a.verdict, a.problems) for a in verification.attempts]
+    assert verification.verdict in ("verified", "raised", "inconclusive"), (verification.reason, attempts)
     assert "already allocated" not in verification.reason
     assert verification.attempts, "no container was started under the recommendation"
     first = verification.attempts[0]
@@ -63,7 +64,7 @@ def test_recommendation_is_verified_under_its_own_limits(target: DockerTarget, t
     assert first.inspected_memory_gb == pytest.approx(rec.memory_gb, rel=1e-6)
     assert first.stats is not None and first.stats.total > 0
     if verification.verdict == "raised":
-        assert result.recommendation.cpu > rec.cpu and len(verification.attempts) == 2
+        assert result.recommendation.cpu > rec.cpu and len(verification.attempts) >= 2
     data = json.loads(result.json_path.read_text())
     assert data["verification"]["attempts"][0]["inspectedCpu"] == pytest.approx(rec.cpu)
     assert data["requestedCpu"] == result.recommendation.cpu
