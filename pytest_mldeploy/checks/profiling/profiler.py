@@ -307,16 +307,16 @@ class _Profiler:
             )
         attempts: list[Attempt] = []
         current = first
-        for round_ in range(self.settings.max_raises + 1):
-            attempt = self._attempt(current, users, round_)
+        for tried in range(self.settings.max_raises + 1):
+            attempt = self._attempt(current, users, tried)
             attempts.append(attempt)
             limits = f"{current.cpu:g} cores and {current.memory_gb:g} GB"
             figures = f" ({attempt.comparison.figures})" if attempt.comparison else ""
             if attempt.verdict == HELD:
-                verdict = "verified" if round_ == 0 else "raised"
+                verdict = "verified" if tried == 0 else "raised"
                 reason = (
                     f"under {limits} the service held the load{figures}"
-                    + ("" if round_ == 0 else f" after raising the recommendation {round_} time(s) from {first.cpu:g} cores / {first.memory_gb:g} GB")
+                    + ("" if tried == 0 else f" after raising the recommendation {tried} time(s) from {first.cpu:g} cores / {first.memory_gb:g} GB")
                 )
                 return Verification(verdict, reason, attempts), current
             if attempt.verdict == NOT_RUN:
@@ -332,7 +332,7 @@ class _Profiler:
                     current,
                 )
             _say(self.progress, f"profile: {limits} did not hold: {'; '.join(attempt.problems)}")
-            if round_ < self.settings.max_raises:
+            if tried < self.settings.max_raises:
                 bigger = rec.raised(current)
                 if (bigger.cpu, bigger.memory_gb) == (current.cpu, current.memory_gb):
                     break
@@ -348,7 +348,7 @@ class _Profiler:
             current,
         )
 
-    def _attempt(self, limits: rec.Recommendation, users: int, round_: int) -> Attempt:
+    def _attempt(self, limits: rec.Recommendation, users: int, tried: int) -> Attempt:
         """Start a container under `limits` beside the running service and alternate the load between them."""
         from pytest_mldeploy.core.service import ServiceFailed
 
@@ -357,7 +357,7 @@ class _Profiler:
         try:
             service = self.target.deploy(
                 _on_a_free_port(self.deployment), self.project, resources=_resources(limits.cpu, limits.memory_gb),
-                name=f"{self.deployment.name}-verify{round_ + 1}",
+                name=f"{self.deployment.name}-verify{tried + 1}",
             )  # fmt: skip
         except ServiceFailed as exc:  # it started and then failed under these limits (OOM-killed, ...): too small
             attempt.verdict = DID_NOT_HOLD
@@ -368,7 +368,7 @@ class _Profiler:
             return attempt
         try:
             attempt.inspected_cpu, attempt.inspected_memory_gb = _inspected_limits(service)
-            run = self._run(self.service, users, self.spec.duration_s, f"verify {round_ + 1}", alternate=service)
+            run = self._run(self.service, users, self.spec.duration_s, f"verify {tried + 1}", alternate=service)
             attempt.rounds = run.rounds()
             attempt.stats, attempt.reference = run.stats(target=1), run.stats(target=0)
             attempt.comparison = noise.compare_rounds(attempt.rounds, self.spec.latency_objective_ms)
