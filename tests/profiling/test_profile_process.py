@@ -154,15 +154,20 @@ def test_process_sampler_counts_children(tmp_path: Path) -> None:
     assert all(s.memory > 5 * 1024**2 for s in samples)  # two Python interpreters
 
 
-def test_a_folder_of_files_profiles_a_rawhttp_multipart_service(tmp_path: Path) -> None:
+@pytest.mark.parametrize("requests, kind", [("images", "2 request bodies, multipart/form-data"), ("requests.http", "2 request bodies, multipart/form-data")])
+def test_files_profile_a_rawhttp_service_that_reads_request_files(tmp_path: Path, requests: str, kind: str) -> None:
     project = _project(Path(__file__).parent / "projects" / "multipart", tmp_path)
-    deployment = project.deployment("multipart")
-    assert deployment.profile.requests.is_dir()  # the config takes a folder
+    deployment = _short(project.deployment("multipart"), requests=project.root / requests)
     result = profile_deployment(project, deployment, "process", tmp_path / "out", settings=FAST)
-    assert "2 request bodies, multipart/form-data" in result.workload
-    # the script answers 400 to anything but a form with a file: every request was one
+    assert kind in result.workload
+    # the script answers 400 unless request.files holds a file: every request carried one
     assert result.steady.total > 0 and result.steady.success == result.steady.total, result.steady.errors
     assert result.sample_content_type.startswith("multipart/form-data; boundary=")
+
+
+def test_the_config_takes_a_folder_of_files(tmp_path: Path) -> None:
+    project = _project(Path(__file__).parent / "projects" / "multipart", tmp_path)
+    assert project.deployment("multipart").profile.requests == project.root / "images"
 
 
 def test_nothing_to_send_skips_the_profile_with_the_reason(tmp_path: Path, services: list) -> None:
