@@ -30,7 +30,7 @@ def azure_bad_request_answer(status: int, body: bytes, rejected_by_schema: bool)
     if status == 500 and any(message in text for message in AZURE_MESSAGES):
         return ("Azure's inference server (server: azureml) answers 500 to input inference_schema or its JSON "
                 "reader rejects inside run(), as documented (docs/server.md#parity-with-azures-server, "
-                "schema-400-vs-500/json-decode-400-vs-500); our server answers 400")
+                "schema-400-vs-500/json-decode-400-vs-500); our server answers 4xx")
     if status < 400 and rejected_by_schema:
         return ("Azure's inference server (server: azureml) passes this schema-rejected value to the model, as "
                 "documented (docs/server.md#parity-with-azures-server, schema-400-vs-200); our server answers 400")
