@@ -91,10 +91,13 @@ def multipart(fields: list[tuple[str, str, bytes, str]], boundary: Optional[str]
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a requests folder that become requests, in the order they are sent."""
+    return [path for path in sorted(folder.iterdir()) if not path.name.startswith(".") and path.is_file()]
+
+
 def _folder_requests(folder: Path, where: str) -> Iterator[Request]:
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
+    for path in folder_files(folder):
         content = _read(path, where, "make the files in the folder readable")
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         yield multipart([(FOLDER_FIELD, path.name, content, content_type)])
