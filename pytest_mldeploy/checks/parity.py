@@ -21,11 +21,11 @@ import requests
 from hypothesis import given, seed as hypothesis_seed
 
 from pytest_mldeploy.checks.client import ScoringClient
-from pytest_mldeploy.checks.parity_known import KNOWN, KnownDifference, match
+from pytest_mldeploy.checks.parity_known import KnownDifference, match
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
 from pytest_mldeploy.checks.robustness import malformed_probes, schema_probes
-from pytest_mldeploy.checks.samples import request_lines
-from pytest_mldeploy.checks.schema import read_contract, strict_json
+from pytest_mldeploy.checks.samples import sample_requests
+from pytest_mldeploy.checks.schema import read_contract
 
 #: Relative tolerance when two JSON numbers are compared (the same model, two processes).
 FLOAT_RTOL = 1e-9
@@ -126,10 +126,11 @@ def build_requests(client: ScoringClient, deployment: Any, *, examples: int, see
         ParityRequest("route", "GET /an-unknown-path", method="GET", path="/an-unknown-path", content_type=None),
     ]
     path = getattr(getattr(deployment, "profile", None), "requests", None)
-    if path is not None and Path(path).is_file():
-        out += [ParityRequest("sample", f"{Path(path).name} line {number}", body) for number, body in request_lines(Path(path))]
+    if path is not None and Path(path).exists():
+        out += [ParityRequest("sample", label, body, content_type)
+                for label, _place, body, content_type in sample_requests(Path(path))]
     else:
-        notes.append("no sample requests: the deployment names no profile.requests file")
+        notes.append("no sample requests: the deployment names no existing profile.requests")
     if contract.input is not None and examples > 0:
         for index, body in enumerate(generated_bodies(contract.input, examples, seed), 1):
             out.append(ParityRequest("generated", f"generated request {index}", json.dumps(body).encode("utf-8")))
