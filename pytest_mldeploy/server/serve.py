@@ -1,8 +1,9 @@
 """Start-up: logging, the listening socket, one uvicorn server per worker, and the worker supervisor.
 
 The socket is bound before anything else, so the service answers (503 until init() is done) as soon
-as it logs that it listens. With several workers the parent forks them over the same socket and
-exits with a worker's non-zero code if one dies (e.g. its init() failed), after stopping the rest.
+as it logs that it listens. The parent forks the workers over the same socket and supervises them:
+a worker whose run() is stuck exits with STUCK_EXIT_CODE and is replaced by a new one (which runs
+init() again); any other non-zero exit (e.g. init() failed) stops the rest and becomes the exit code.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import socket
 import sys
 from typing import Optional
 
-from .app import ScoringApp, SharedReadiness
+from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp, SharedReadiness
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")
@@ -64,17 +65,24 @@ def _loop_name() -> str:
 
 
 def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: str = "httptools",
-               loop: Optional[str] = None, readiness: Optional[SharedReadiness] = None, index: int = 0) -> int:
+               loop: Optional[str] = None, readiness: Optional[SharedReadiness] = None, index: int = 0,
+               restart_reason: Optional[str] = None) -> int:
     """Serve on `sock` in this process until stopped (uvicorn + httptools, uvloop when installed).
 
     `http` and `loop` are uvicorn's choices; other values than the defaults are for benchmarks.
+    With "httptools" the request head is limited (protocol.py); "httptools-unlimited" is uvicorn's
+    own protocol, for comparing the cost of the limits.
     """
     import uvicorn
 
-    app = ScoringApp(settings, public_url, readiness, index)
+    from .protocol import limited_protocol
+
+    app = ScoringApp(settings, public_url, readiness, index, restart_reason)
+    protocol: object = {"httptools": limited_protocol(settings, SERVER_VERSION),
+                        "httptools-unlimited": "httptools"}.get(http, http)
     config = uvicorn.Config(
         app,
-        http=http,
+        http=protocol,  # type: ignore[arg-type]
         loop=loop or _loop_name(),
         lifespan="on",
         access_log=False,
@@ -88,7 +96,7 @@ def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: s
 
 
 def serve(settings: Settings) -> int:
-    """Run the server with `settings.workers` worker processes; the exit code for the process."""
+    """Run the server: a supervisor process and `settings.workers` worker processes; the exit code for the process."""
     configure_logging(settings.log_level)
     try:
         sock = bind(settings.host, settings.port)
@@ -98,15 +106,18 @@ def serve(settings: Settings) -> int:
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     public_url = f"http://{shown_host}:{settings.port}"
     log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, settings.entry_script)
-    if settings.workers == 1:
-        return run_worker(settings, sock, public_url)
     return _supervise(settings, sock, public_url)
 
 
 def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
-    children: set[int] = set()
+    """Fork the workers and wait; replace a worker that exits because its run() is stuck.
+
+    Any other non-zero exit (init() failed, a crash) stops the other workers and becomes the exit code.
+    The supervisor runs even for one worker: it is what replaces a stuck one, as gunicorn's arbiter does.
+    """
+    children: dict[int, int] = {}  # pid -> worker index
     stopping = False
-    readiness = SharedReadiness(settings.workers)
+    readiness = SharedReadiness(settings.workers) if settings.workers > 1 else None
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -114,18 +125,21 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
         for pid in list(children):
             _signal(pid, signal.SIGTERM)
 
-    for index in range(settings.workers):
+    def start(index: int, restart_reason: Optional[str] = None) -> None:
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = run_worker(settings, sock, public_url, readiness=readiness, index=index)
+                code = run_worker(settings, sock, public_url, readiness=readiness, index=index,
+                                  restart_reason=restart_reason)
             finally:
                 os._exit(code)
-        children.add(pid)
-    sock.close()
+        children[pid] = index
+
+    for index in range(settings.workers):
+        start(index)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
@@ -137,12 +151,24 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
             break
         except InterruptedError:
             continue
-        children.discard(pid)
+        index = children.pop(pid, None)
+        if index is None:
+            continue  # an orphan the entry script started, reaped because we may be PID 1
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 and not stopping:
-            log.error("worker %d exited with code %d; stopping the other workers", pid, code)
+        if stopping:
+            continue
+        if code == STUCK_EXIT_CODE:
+            reason = f"worker {index} (pid {pid}) was replaced because run() got stuck"
+            log.error("%s; starting a new worker %d, which runs init() again", reason, index)
+            if readiness is not None:
+                readiness.clear(index)
+            start(index, reason)
+        elif code != 0:
+            log.error("worker %d exited with code %d; stopping %s", pid, code,
+                      "the other workers" if children else "the server")
             exit_code = code if code > 0 else 1
             stop(signal.SIGTERM, None)
+    sock.close()
     return exit_code
 
 
