@@ -1,0 +1,85 @@
+"""Live scoring servers for the reliability tests: the server suite's own helpers (tests/server/conftest.py),
+loaded by path so that both suites start servers the same way, plus raw-socket and memory helpers."""
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+from typing import Optional
+
+import psutil
+
+_SERVER_CONFTEST = Path(__file__).resolve().parents[1] / "server" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("mldeploy_tests_server_helpers", _SERVER_CONFTEST)
+assert _spec is not None and _spec.loader is not None
+_helpers = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _helpers
+_spec.loader.exec_module(_helpers)
+
+AppRoot = _helpers.AppRoot
+Server = _helpers.Server
+ServerFactory = _helpers.ServerFactory
+make_app = _helpers.make_app
+SCRIPTS = _helpers.SCRIPTS
+EXAMPLE = _helpers.EXAMPLE
+
+
+def host_port(server: "Server") -> tuple[str, int]:
+    """(host, port) of a server's URL."""
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    """Everything the peer sends until it closes (or resets) the connection, or the socket times out."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def exchange(server: "Server", data: bytes, timeout: float = 30) -> bytes:
+    """Send `data` on a new connection, half-close, and return all the server answers."""
+    with socket.create_connection(host_port(server), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server refused early; what it answered is still readable
+        return read_all(sock)
+
+
+def statuses(answer: bytes) -> list[int]:
+    """The status codes of the HTTP responses in `answer` (several when requests were pipelined)."""
+    return [int(line.split(b" ")[1]) for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children, in bytes."""
+    root = psutil.Process(pid)
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def worker_pids(server: "Server") -> list[int]:
+    """The worker processes under the server's supervisor."""
+    return [child.pid for child in psutil.Process(server.process.pid).children()]
+
+
+def first_status(answer: bytes) -> Optional[int]:
+    found = statuses(answer)
+    return found[0] if found else None

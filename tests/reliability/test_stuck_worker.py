@@ -1,0 +1,113 @@
+"""Issue #9, hole 3: a run() stuck in code the scoring timeout cannot interrupt (here `time.sleep`).
+
+Before the fix every later request answered 500 "Scoring timeout" while GET / said 200. Now the
+worker answers 503 with the reason, logs the stuck thread's stack, and the supervisor replaces it;
+a check that hits it reports a hang with that stack.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests
+
+from live_server import SCRIPTS, ServerFactory, make_app, worker_pids
+
+pytestmark = pytest.mark.reliability
+
+REPO = Path(__file__).resolve().parents[2]
+HANG_PROJECT = REPO / "tests" / "projects" / "hang"
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+def _health(server) -> requests.Response:
+    return server.get("/", timeout=10)
+
+
+@pytest.fixture
+def stuck_server(tmp_path: Path):
+    factory = ServerFactory(tmp_path)
+    app = make_app(tmp_path, SCRIPTS / "stuck.py", entry_name="score.py")
+    server = factory(app, env={"SCORING_TIMEOUT_MS": "1000", "MLDEPLOY_STUCK_GRACE_MS": "1000"})
+    yield app, server
+    factory.stop_all()
+
+
+def test_a_stuck_run_makes_the_service_unhealthy_and_the_worker_is_replaced(stuck_server) -> None:
+    app, server = stuck_server
+    (first_worker,) = worker_pids(server)
+
+    timed_out = server.post("/score", data="sleep-forever")
+    assert timed_out.status_code == 500
+    assert timed_out.json() == {"message": "Scoring timeout after 1000 ms"}
+
+    # The stuck worker stops claiming health: 503 with the reason (it used to stay 200 for good).
+    _until(lambda: _health(server).status_code != 200, "GET / turning non-200")
+    unhealthy = _health(server)
+    assert unhealthy.status_code == 503
+    message = unhealthy.json()["message"]
+    assert "stuck" in message or "replaced" in message, message
+
+    # The stack of the stuck thread is in the service log, down to the line that blocks.
+    log = server.log()
+    assert "hang: run() is stuck" in log
+    assert "in run\n    time.sleep(100000)" in log
+
+    # The supervisor started a replacement, which runs init() again (held by the test here)...
+    _until(lambda: (app.root / "restarted").exists(), "a replacement worker's init()")
+    (replacement,) = worker_pids(server)
+    assert replacement != first_worker
+    starting = _health(server)
+    assert starting.status_code == 503
+    assert "run() got stuck" in starting.json()["message"]
+
+    # ...and once it is done the service is healthy and serves again, from the new worker.
+    (app.root / "release-init").write_text("1")
+    _until(lambda: _health(server).status_code == 200, "GET / answering 200 again")
+    after = server.post("/score", data="after")
+    assert after.status_code == 200
+    assert after.json() == {"pid": replacement, "received": "after"}
+    assert server.process.poll() is None
+
+
+def test_requests_queued_behind_a_stuck_run_are_not_left_to_time_out_one_by_one(stuck_server) -> None:
+    app, server = stuck_server
+    assert server.post("/score", data="sleep-forever").status_code == 500
+    _until(lambda: _health(server).status_code != 200, "GET / turning non-200")
+    queued = server.post("/score", data="x")
+    assert queued.status_code == 503
+    assert queued.headers["x-ms-run-function-failed"] == "False"
+
+
+def test_the_check_that_hits_a_stuck_run_reports_a_hang_with_the_stack(tmp_path: Path) -> None:
+    from pytest_mldeploy.checks.base import CheckContext, Outcome
+    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.checks.samples import check_samples
+    from pytest_mldeploy.core.config import load_project
+    from pytest_mldeploy.core.registry import Registry
+    from pytest_mldeploy.core.targets import get_target
+
+    project = load_project(HANG_PROJECT / "mldeploy.yaml")
+    (deployment,) = project.deployments.values()
+    target = get_target("process")
+    service = target.deploy(deployment, project, registry=Registry(tmp_path / "registry"))
+    try:
+        ctx = CheckContext(project=project, deployment=deployment, service=service,
+                           client=ScoringClient.from_service(service), target=target, report_dir=tmp_path)
+        result = check_samples(ctx)
+    finally:
+        service.delete()
+    assert result.outcome is Outcome.FAILED
+    assert "requests.txt line 2" in result.summary
+    assert "hung: run() did not return within the scoring timeout" in result.summary
+    assert "hang: stack of the run() thread at the scoring timeout" in result.report
+    assert "in run\n        time.sleep(100000)" in result.report, result.report
