@@ -83,6 +83,7 @@ def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: s
     config = uvicorn.Config(
         app,
         http=protocol,  # type: ignore[arg-type]
+        ws="none",  # no WebSocket routes: an Upgrade request is served as plain HTTP, not a failed handshake
         loop=loop or _loop_name(),
         lifespan="on",
         access_log=False,

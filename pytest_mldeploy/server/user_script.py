@@ -224,6 +224,8 @@ def _query_values(query: bytes) -> dict[str, Any]:
             parsed: Any = json.loads(value)
         except ValueError:
             parsed = value
+        except RecursionError:
+            raise BadRequest(400, f"Query parameter '{key}' could not be decoded as JSON: it is nested too deeply") from None
         grouped.setdefault(key, []).append(parsed)
     return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
 

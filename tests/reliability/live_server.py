@@ -31,31 +31,36 @@ def host_port(server: "Server") -> tuple[str, int]:
     return host, int(port)
 
 
-def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
-    """Everything the peer sends until it closes (or resets) the connection, or the socket times out."""
+def read_until_closed(sock: socket.socket, limit: int = 1 << 20) -> tuple[bytes, bool]:
+    """What the peer sends until it closes (or resets) the connection: (data, True); (data, False) on the socket's timeout."""
     chunks: list[bytes] = []
     size = 0
     while size < limit:
         try:
             chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:
             break
+        except socket.timeout:
+            return b"".join(chunks), False
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), True
 
 
 def exchange(server: "Server", data: bytes, timeout: float = 30) -> bytes:
-    """Send `data` on a new connection, half-close, and return all the server answers."""
+    """Send `data` on a new connection and return all the server answers until it closes the connection.
+
+    A request the server accepts should say `Connection: close`, or this waits for the keep-alive
+    timeout (no half-close here: uvicorn closes a connection when the client half-closes it).
+    """
     with socket.create_connection(host_port(server), timeout=timeout) as sock:
         try:
             sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server refused early; what it answered is still readable
-        return read_all(sock)
+        return read_until_closed(sock)[0]
 
 
 def statuses(answer: bytes) -> list[int]:
