@@ -48,6 +48,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._in_head = False
         self._head_bytes = 0
+        self._read_bytes = 0
         self._message_completed = False
         self._refusal: Optional[tuple[int, str]] = None
         self._linger: Optional[asyncio.TimerHandle] = None
@@ -67,6 +68,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         was_in_head = self._in_head
         self._message_completed = False
+        self._read_bytes = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -113,8 +115,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
-        if self._known_head_bytes() - len(self.url) > self.max_header_bytes:
+        if self._head_timer is not None:
+            self._cancel_head_timer()
+        # Counting the headers costs a little; only a head that may be over the limit is counted.
+        if (self._head_bytes + self._read_bytes > self.max_header_bytes
+                and self._known_head_bytes() - len(self.url) > self.max_header_bytes):
             self._refusal = self._header_refusal()
             raise _HeadRefused()
         super().on_headers_complete()
