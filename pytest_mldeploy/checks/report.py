@@ -8,6 +8,7 @@ replays the request.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -147,8 +148,10 @@ def service_log_tail(service: Optional["Service"], lines: int = LOG_TAIL_LINES) 
     return text or "(the service log is empty)"
 
 
-#: The server logs a hang as `mldeploy-server: ERROR: hang: ...` followed by the indented stack.
+#: The server logs a hang as `mldeploy-server: ERROR: hang: ...` followed by the indented stack, or
+#: (a worker frozen holding the GIL) by faulthandler's dump of every thread.
 _HANG_MARKER = "ERROR: hang: "
+_HANG_BLOCK_LINE = re.compile(r"^(\s|Thread 0x|Current thread 0x|$)")
 HANG_LOG_LINES = 400
 
 
@@ -170,10 +173,10 @@ def hang_stack(service: "Service", wait_s: float = 2.0) -> Optional[str]:
         if starts:
             block = [lines[starts[-1]]]
             for line in lines[starts[-1] + 1:]:
-                if not line.startswith(" "):
+                if not _HANG_BLOCK_LINE.match(line):
                     break
                 block.append(line)
-            return "\n".join(block)
+            return "\n".join(block).rstrip()
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
@@ -233,6 +236,10 @@ def failure_report(
     if response is not None and service is not None and is_scoring_timeout(response):
         sections.append(_section("hang: stack of the run() thread at the scoring timeout (from the service log)",
                                  hang_stack(service) or "(not found in the service log)"))
+    elif error is not None and service is not None:
+        stack = hang_stack(service, wait_s=0)  # no answer: a worker frozen in run() was killed and replaced
+        if stack:
+            sections.append(_section("hang: the service logged a stuck run() (from the service log)", stack))
     if service is not None:
         sections.append(_section(f"service log (last {LOG_TAIL_LINES} lines)", service_log_tail(service)))
     if request is not None:

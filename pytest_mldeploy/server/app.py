@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import os
+import struct
 import threading
 import time
 import traceback
@@ -35,6 +36,8 @@ INIT_FAILED_EXIT_CODE = 3
 STUCK_EXIT_CODE = 75
 #: How long a stuck worker keeps answering 503 before it exits.
 STUCK_EXIT_DELAY_S = 1.0
+#: How often a worker's event loop records that it runs (see SharedReadiness).
+HEARTBEAT_INTERVAL_S = 1.0
 
 MSG_SCRIPT_ERROR = "An unexpected error occurred in scoring script. Check the logs for more info."
 MSG_INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
@@ -59,13 +62,29 @@ _ALLOW_SWAGGER = (b"allow", b"GET, OPTIONS")
 
 
 class SharedReadiness:
-    """One byte per worker in memory shared across fork: the service is ready when every worker is."""
+    """Memory shared across fork: one byte per worker (the service is ready when every worker is)
+    and each worker's heartbeat (when its event loop last ran), which the supervisor watches."""
+
+    _BEAT = struct.Struct("d")
 
     def __init__(self, workers: int) -> None:
         import mmap
 
-        self._memory = mmap.mmap(-1, workers)
+        self._beats_at = -(-workers // 8) * 8  # the heartbeats start 8-byte aligned after the flags
+        self._memory = mmap.mmap(-1, self._beats_at + self._BEAT.size * workers)
         self._workers = workers
+
+    def beat(self, index: int) -> None:
+        """Record that worker `index`'s event loop is running now (monotonic clock, shared by all processes)."""
+        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, time.monotonic())
+
+    def last_beat(self, index: int) -> float:
+        """When worker `index` last beat (0.0 before its first beat)."""
+        return self._BEAT.unpack_from(self._memory, self._beats_at + self._BEAT.size * index)[0]
+
+    def is_ready(self, index: int) -> bool:
+        """True when worker `index` has finished init()."""
+        return self._memory[index] == 1
 
     def mark(self, index: int) -> None:
         """Record that worker `index` has finished init()."""
@@ -74,6 +93,7 @@ class SharedReadiness:
     def clear(self, index: int) -> None:
         """Record that worker `index` is starting again (its replacement has not finished init())."""
         self._memory[index] = 0
+        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, 0.0)
 
     def all_ready(self) -> bool:
         """True when every worker has finished init()."""
@@ -159,6 +179,8 @@ class ScoringApp:
         """Start the run thread and, on another thread, load the script and call init()."""
         if not self.settings.run_inline:
             self.runner = RunThread(stuck_grace_s=self.settings.stuck_grace_ms / 1000, on_stuck=self._stuck)
+        if self._readiness is not None:
+            self._heartbeat()
         threading.Thread(target=self._initialise, name="mldeploy-init", daemon=True).start()
 
     def _initialise(self) -> None:
@@ -421,6 +443,12 @@ class ScoringApp:
                   "Stack of the stuck run() thread:\n%s", grace_ms, self._timeout_ms, self._worker_index,
                   os.getpid(), STUCK_EXIT_CODE, stack.rstrip() or "  (no Python frame)")
         asyncio.get_running_loop().call_later(STUCK_EXIT_DELAY_S, self._exit_stuck)
+
+    def _heartbeat(self) -> None:
+        """Beat once a second while the event loop runs; a frozen loop (run() holding the GIL in C) stops it."""
+        assert self._readiness is not None
+        self._readiness.beat(self._worker_index)
+        asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL_S, self._heartbeat)
 
     def _exit_stuck(self) -> None:
         for handler in logging.getLogger().handlers + log.handlers:

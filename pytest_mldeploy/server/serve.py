@@ -7,17 +7,26 @@ init() again); any other non-zero exit (e.g. init() failed) stops the rest and b
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import socket
 import sys
+import time
 from typing import Optional
 
 from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp, SharedReadiness
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")
+
+#: How often the supervisor looks at its workers (exits, heartbeats).
+SUPERVISE_INTERVAL_S = 0.5
+#: The signal on which a worker's faulthandler writes every thread's stack to stderr.
+STACKS_SIGNAL = signal.SIGUSR1
+#: How long a frozen worker has to write its stacks before it is killed.
+FROZEN_KILL_DELAY_S = 1.0
 
 
 class _Formatter(logging.Formatter):
@@ -111,14 +120,20 @@ def serve(settings: Settings) -> int:
 
 
 def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
-    """Fork the workers and wait; replace a worker that exits because its run() is stuck.
+    """Fork the workers and watch them; replace a worker whose run() is stuck.
 
-    Any other non-zero exit (init() failed, a crash) stops the other workers and becomes the exit code.
-    The supervisor runs even for one worker: it is what replaces a stuck one, as gunicorn's arbiter does.
+    A worker notices a stuck run thread itself and exits with STUCK_EXIT_CODE. A worker whose whole
+    event loop is frozen (run() holding the GIL inside C code) cannot: its heartbeat stops, and once
+    it is older than the scoring timeout plus the stuck grace the supervisor has it dump every
+    thread's stack (faulthandler, SIGUSR1), kills it and starts a new one. Any other non-zero exit
+    (init() failed, a crash) stops the other workers and becomes the exit code. The supervisor runs
+    even for one worker: it is what replaces a stuck one, as gunicorn's arbiter does.
     """
     children: dict[int, int] = {}  # pid -> worker index
+    killing: dict[int, float] = {}  # pid of a frozen worker -> when SIGKILL is due
     stopping = False
-    readiness = SharedReadiness(settings.workers) if settings.workers > 1 else None
+    readiness = SharedReadiness(settings.workers)
+    frozen_after_s = (settings.timeout_ms + settings.stuck_grace_ms) / 1000
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -127,17 +142,38 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
             _signal(pid, signal.SIGTERM)
 
     def start(index: int, restart_reason: Optional[str] = None) -> None:
+        readiness.clear(index)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                if hasattr(faulthandler, "register"):
+                    faulthandler.register(STACKS_SIGNAL, all_threads=True)
                 code = run_worker(settings, sock, public_url, readiness=readiness, index=index,
                                   restart_reason=restart_reason)
             finally:
                 os._exit(code)
         children[pid] = index
+
+    def check_frozen() -> None:
+        now = time.monotonic()
+        for pid, index in list(children.items()):
+            if pid in killing:
+                if now >= killing[pid]:
+                    _signal(pid, signal.SIGKILL)
+                continue
+            last = readiness.last_beat(index)
+            if not readiness.is_ready(index) or last == 0.0 or now - last <= frozen_after_s:
+                continue
+            log.error("hang: worker %d (pid %d) has been frozen for %.1f s (longer than SCORING_TIMEOUT_MS + "
+                      "MLDEPLOY_STUCK_GRACE_MS): run() holds the GIL in native code. Its threads' stacks follow; "
+                      "then it is killed and replaced.", index, pid, now - last)
+            for handler in log.handlers:
+                handler.flush()
+            _signal(pid, STACKS_SIGNAL)
+            killing[pid] = now + FROZEN_KILL_DELAY_S
 
     for index in range(settings.workers):
         start(index)
@@ -147,27 +183,29 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
     exit_code = 0
     while children:
         try:
-            pid, status = os.wait()
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
-        except InterruptedError:
+        if pid == 0:
+            if not stopping:
+                check_frozen()
+            time.sleep(SUPERVISE_INTERVAL_S)
             continue
         index = children.pop(pid, None)
         if index is None:
             continue  # an orphan the entry script started, reaped because we may be PID 1
         code = os.waitstatus_to_exitcode(status)
+        frozen = killing.pop(pid, None) is not None
         if stopping:
             continue
-        if code == STUCK_EXIT_CODE:
+        if code == STUCK_EXIT_CODE or frozen:
             reason = f"worker {index} (pid {pid}) was replaced because run() got stuck"
             log.error("%s; starting a new worker %d, which runs init() again", reason, index)
-            if readiness is not None:
-                readiness.clear(index)
             start(index, reason)
         elif code != 0:
             log.error("worker %d exited with code %d; stopping %s", pid, code,
                       "the other workers" if children else "the server")
-            exit_code = code if code > 0 else 1
+            exit_code = code if code > 0 else 128 - code  # killed by signal N: 128 + N, as a shell reports it
             stop(signal.SIGTERM, None)
     sock.close()
     return exit_code

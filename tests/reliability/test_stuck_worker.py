@@ -111,3 +111,25 @@ def test_the_check_that_hits_a_stuck_run_reports_a_hang_with_the_stack(tmp_path:
     assert "hung: run() did not return within the scoring timeout" in result.summary
     assert "hang: stack of the run() thread at the scoring timeout" in result.report
     assert "in run\n        time.sleep(100000)" in result.report, result.report
+
+
+def test_a_worker_frozen_by_run_holding_the_gil_is_killed_with_its_stacks_and_replaced(tmp_path: Path) -> None:
+    """run() inside C code that keeps the GIL freezes the event loop too: GET / cannot even answer 503.
+    The supervisor sees the worker's heartbeat stop, has faulthandler dump its threads, and replaces it."""
+    factory = ServerFactory(tmp_path)
+    app = make_app(tmp_path, SCRIPTS / "gil_hang.py", entry_name="score.py")
+    server = factory(app, env={"SCORING_TIMEOUT_MS": "1000", "MLDEPLOY_STUCK_GRACE_MS": "1000"})
+    try:
+        (frozen,) = worker_pids(server)
+        with pytest.raises(requests.RequestException):  # the frozen worker is killed with the request open
+            server.post("/score", data="hold-the-gil", timeout=60)
+        _until(lambda: worker_pids(server) not in ([], [frozen]), "a replacement worker")
+        _until(lambda: _health(server).status_code == 200, "GET / answering 200 again")
+        (replacement,) = worker_pids(server)
+        assert server.post("/score", data="after").json() == {"pid": replacement, "received": "after"}
+        log = server.log()
+        assert f"hang: worker 0 (pid {frozen}) has been frozen" in log
+        assert 'score.py", line 13 in run' in log  # faulthandler's dump of the run thread
+        assert "was replaced because run() got stuck" in log
+    finally:
+        factory.stop_all()
