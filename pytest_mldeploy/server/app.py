@@ -298,8 +298,8 @@ class ScoringApp:
                 elapsed_ms = (time.perf_counter() - started) * 1000
             else:
                 output, elapsed_ms = await self.runner.call(lambda: script.call(kwargs), self._timeout_ms)
-        except (ScoringTimeout, ScoringInterrupted):
-            self._log_timeout()
+        except (ScoringTimeout, ScoringInterrupted) as exc:
+            self._log_timeout(getattr(exc, "stack", ""))
             await self._send(send, 500, _message(f"Scoring timeout after {self._timeout_ms} ms"),
                              base + [_JSON, _FAILED[True]])
             return
@@ -421,11 +421,10 @@ class ScoringApp:
             return f"The service is restarting ({self._restart_reason}): init() has not finished yet. Retry shortly."
         return MSG_NOT_READY
 
-    def _log_timeout(self) -> None:
+    def _log_timeout(self, stack: str) -> None:
         """Log the timeout with where run() was at the deadline: the stack a hang report shows."""
-        stack = self.runner.stack() if self.runner is not None else ""
         log.error("hang: run() did not return within SCORING_TIMEOUT_MS=%d; the run() thread was at:\n%s",
-                  self._timeout_ms, stack.rstrip() or "  (no Python frame: the thread has finished)")
+                  self._timeout_ms, stack.rstrip() or "  (run() had not started: the calls before it took the time)")
 
     def _stuck(self, stack: str) -> None:
         """The run thread ignored its interruption: answer 503 on every route, log the stack, then exit.

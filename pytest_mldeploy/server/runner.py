@@ -30,9 +30,11 @@ class ScoringInterrupted(BaseException):
 class ScoringTimeout(Exception):
     """run() did not finish within the scoring timeout."""
 
-    def __init__(self, timeout_ms: int) -> None:
+    def __init__(self, timeout_ms: int, stack: str = "") -> None:
         super().__init__(f"Scoring timeout after {timeout_ms} ms")
         self.timeout_ms = timeout_ms
+        #: Where run() was at the deadline, from run() down ("" when it had not started).
+        self.stack = stack
 
 
 class WorkerStuck(Exception):
@@ -92,13 +94,13 @@ class RunThread:
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout_ms / 1000)
         except asyncio.TimeoutError:
-            self._abandon(job)
-            raise ScoringTimeout(timeout_ms) from None
+            raise ScoringTimeout(timeout_ms, self._abandon(job)) from None
         except asyncio.CancelledError:
             self._abandon(job)
             raise
 
-    def _abandon(self, job: _Job) -> None:
+    def _abandon(self, job: _Job) -> str:
+        """Cancel `job`, interrupting it when it runs; its stack at that moment ("" when it was not running)."""
         # Cancelled, the future takes no late result: nothing is left to log "exception never retrieved"
         # from a garbage-collector finaliser (which, formatting a traceback, can even break an ast.parse
         # running at that moment in CPython 3.11).
@@ -107,10 +109,13 @@ class RunThread:
             if job.state == "queued":
                 job.state = "cancelled"
             elif job.state == "running" and self._current is job and self._thread.ident is not None:
+                stack = self.stack()
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self._thread.ident), ctypes.py_object(ScoringInterrupted)
                 )
                 job.loop.call_later(self._stuck_grace_s, self._check_stuck, job)
+                return stack
+        return ""
 
     def stack(self) -> str:
         """The run thread's current Python stack from run() down, most recent call last ("" when idle).

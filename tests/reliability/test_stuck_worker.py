@@ -6,6 +6,8 @@ a check that hits it reports a hang with that stack.
 """
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,38 @@ pytestmark = pytest.mark.reliability
 
 REPO = Path(__file__).resolve().parents[2]
 HANG_PROJECT = REPO / "tests" / "projects" / "hang"
+
+
+def test_run_thread_reports_a_call_that_ignores_its_interruption() -> None:
+    """The unit under the live tests: a call blocked in C (Event.wait) past timeout + grace is stuck."""
+    from pytest_mldeploy.server.runner import RunThread, ScoringTimeout, WorkerStuck
+
+    release = threading.Event()
+    stacks: list[str] = []
+
+    def blocked() -> str:
+        release.wait(60)
+        return "released"
+
+    async def scenario() -> tuple[ScoringTimeout, list]:
+        runner = RunThread(stuck_grace_s=0.2, on_stuck=stacks.append)
+        first = asyncio.ensure_future(runner.call(blocked, 100))
+        queued = asyncio.ensure_future(runner.call(lambda: "never", 60_000))
+        timed_out = await asyncio.gather(first, return_exceptions=True)
+        outcomes = await asyncio.gather(queued, return_exceptions=True)
+        with pytest.raises(WorkerStuck):
+            await runner.call(lambda: "refused", 1000)
+        return timed_out[0], outcomes
+
+    try:
+        timed_out, (queued,) = asyncio.run(scenario())
+    finally:
+        release.set()
+    assert isinstance(timed_out, ScoringTimeout)
+    assert "release.wait(60)" in timed_out.stack  # where run() was at the deadline
+    assert isinstance(queued, WorkerStuck)  # failed at once, not after its own 60 s timeout
+    assert len(stacks) == 1 and "in blocked\n    release.wait(60)" in stacks[0]
+    assert "runner.py" not in stacks[0]  # the server's own frames are left out
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
