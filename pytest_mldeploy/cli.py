@@ -139,23 +139,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
     checks = [c for c in all_checks() if c not in (args.skip or [])]
     runner = CheckRunner(project, target=args.target, examples=args.examples, notice=_say)
-    failed = 0
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "warnings": 0}
     try:
         for name in names:
             for check in checks:
                 try:
                     result = runner.run_check(name, check)
                 except MldeployError as exc:
-                    print(f"{name}::{check} FAILED: the service did not start\n{exc}")
-                    failed += 1
+                    print(f"{name}::{check} FAILED: {runner.start_failure(name, check, exc)}")
+                    counts["failed"] += 1
                     break
                 print(f"{name}::{check} {result.outcome.value.upper()}{': ' + result.summary if result.summary else ''}")
-                if result.outcome is Outcome.FAILED:
-                    failed += 1
+                for warning in result.warnings:
+                    print(f"  warning: {warning}")
+                counts[result.outcome.value] += 1
+                counts["warnings"] += len(result.warnings)
+                if result.outcome is Outcome.FAILED and result.report:
                     print(result.report)
     finally:
         runner.close()
-    return 1 if failed else 0
+    print(", ".join(f"{n} {what}" for what, n in counts.items() if n or what in ("passed", "failed")))
+    return 1 if counts["failed"] else 0
 
 
 def cmd_base_image(args: argparse.Namespace) -> int:

@@ -40,6 +40,10 @@ def _option(config: pytest.Config, name: str) -> Any:
     return value
 
 
+class MldeployWarning(pytest.PytestWarning):
+    """A finding of a built-in check that does not fail it (shown in pytest's warnings summary)."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mldeploy: a built-in deployment check collected from mldeploy.yaml")
     config.stash[_RUNNERS] = {}
@@ -159,48 +163,80 @@ class DeploymentCollector(pytest.Collector):
     def collect(self) -> Iterator["CheckItem"]:
         from pytest_mldeploy.runner import all_checks
 
+        grouped = self.config.pluginmanager.hasplugin("xdist")
+        line = _deployment_line(self.path, self.name)
         for check in all_checks():
-            item = CheckItem.from_parent(self, name=check, deployment=self.name, check=check)
+            item = CheckItem.from_parent(self, name=check, deployment=self.name, check=check, line=line)
             item.add_marker(pytest.mark.mldeploy)
-            item.add_marker(pytest.mark.xdist_group(name=f"mldeploy-{self.name}"))
+            if grouped:  # the marker is xdist's: unknown (and warned about) without it
+                item.add_marker(pytest.mark.xdist_group(name=f"mldeploy-{self.name}"))
             yield item
+
+
+def _deployment_line(path: Path, name: str) -> int:
+    """The 0-based line of `NAME:` in the config, where warnings about the deployment point (0 if not found)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    keys = (f"{name}:", f'"{name}":', f"'{name}':")
+    indent: Optional[int] = None
+    inside = False
+    for number, text in enumerate(lines):
+        content = text.split("#")[0].rstrip()
+        if not content:
+            continue
+        depth = len(text) - len(text.lstrip())
+        if depth == 0:
+            inside = content == "deployments:"
+            continue
+        if inside:
+            indent = depth if indent is None else indent
+            if depth == indent and content.strip() in keys:
+                return number
+    return 0
 
 
 class CheckItem(pytest.Item):
     """`mldeploy.yaml::DEPLOYMENT::CHECK`: runs one built-in check on the deployment's service."""
 
-    def __init__(self, *, deployment: str, check: str, **kwargs: Any) -> None:
+    def __init__(self, *, deployment: str, check: str, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deployment = deployment
         self.check = check
+        self.line = line
 
     def runtest(self) -> None:
         from pytest_mldeploy.checks.base import Outcome
         from pytest_mldeploy.errors import MldeployError
 
         runner = _runner_for(self.config, self.path)
+        result = None
         try:
-            result = runner.run_check(self.deployment, self.check)
-        except MldeployError as exc:
-            self._remember(runner, outcome="failed")
-            raise CheckFailed(f"{self.deployment}: {self.check}: the service did not start\n\n{exc}") from None
-        self._remember(runner, outcome=result.outcome.value, figures=result.figures)
+            try:
+                result = runner.run_check(self.deployment, self.check)
+            except MldeployError as exc:
+                raise CheckFailed(runner.start_failure(self.deployment, self.check, exc)) from None
+        finally:
+            # Whatever pytest decides for this item, the final table reads its outcome from the report.
+            self._remember(runner, result)
         for warning in result.warnings:
-            self.warn(pytest.PytestWarning(f"{self.deployment}::{self.check}: {warning}"))
+            self.warn(MldeployWarning(f"{self.deployment}::{self.check}: {warning}"))
         if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.summary or "skipped")
         if result.outcome is Outcome.FAILED:
             report = result.report or result.summary
-            if "curl " in report and not runner.keep:
+            if "curl " in report and not runner.keep and not result.died:
                 report += "\n(the service stops with this run: add --mldeploy-keep to keep it up for the curl line)"
             raise CheckFailed(report)
 
-    def _remember(self, runner: Any, outcome: str, figures: Optional[dict] = None) -> None:
+    def _remember(self, runner: Any, result: Any) -> None:
         record = runner.record(self.deployment)
         self.user_properties.append((PROPERTY, json.dumps({
-            "config": str(self.path), "deployment": self.deployment, "check": self.check, "outcome": outcome,
+            "config": str(self.path), "deployment": self.deployment, "check": self.check,
             "state": record.state, "target": record.target, "image": record.image,
-            "figures": figures or {},
+            "figures": result.figures if result is not None else {},
+            "warnings": list(result.warnings) if result is not None else [],
         }, default=str)))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -208,8 +244,9 @@ class CheckItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
-    def reportinfo(self) -> tuple[Path, Optional[int], str]:
-        return self.path, None, f"mldeploy: {self.deployment}::{self.check}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        # A line is required: pytest's Node.warn() asserts one (it points at the deployment's key).
+        return self.path, self.line, f"mldeploy: {self.deployment}::{self.check}"
 
 
 class _Summary:
@@ -225,7 +262,8 @@ class _Summary:
             if key == PROPERTY and report.when == "call":
                 data = json.loads(value)
                 entry = self.deployments.setdefault(data["deployment"], {})
-                entry.setdefault("checks", {})[data["check"]] = data["outcome"]
+                entry.setdefault("checks", {})[data["check"]] = report.outcome  # pytest's verdict, so the counts agree
+                entry.setdefault("warnings", {})[data["check"]] = len(data.get("warnings", ()))
                 entry.update({k: data[k] for k in ("state", "target", "image") if data[k]})
                 if data["figures"]:
                     entry.setdefault("figures", {}).update(data["figures"])

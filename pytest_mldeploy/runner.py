@@ -2,12 +2,14 @@
 
 This is what `pytest --mldeploy` and `mldeploy check` share: the plugin only maps its hooks onto
 a `CheckRunner`. A deployment that fails to start is tried once; every check of it then fails at
-once with the same reason and log tail instead of waiting for its own timeout.
+once instead of waiting for its own timeout, the first with the reason and log tail, the others
+with one line pointing to it. A service that dies during a check (exit code, signal, OOM kill)
+fails that check with the death first; the checks after it fail at once, pointing to it.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -36,6 +38,11 @@ class DeploymentRecord:
     scoring_uri: str = ""
     deploy_seconds: float = 0.0
     results: dict[str, CheckResult] = field(default_factory=dict)
+    start_failure_shown_in: str = ""
+    """The check whose report holds the full start failure (the others point to it)."""
+    died_in: str = ""
+    """The check during which the service died after a healthy start."""
+    death: str = ""
 
     @property
     def passed(self) -> int:
@@ -107,6 +114,16 @@ class CheckRunner:
             self._services[name] = service
         return self._services[name]
 
+    def start_failure(self, name: str, check: str, error: MldeployError) -> str:
+        """The text a check of a deployment that did not start fails with: in full once, then one line."""
+        record = self.record(name)
+        if not record.start_failure_shown_in or record.start_failure_shown_in == check:
+            record.start_failure_shown_in = check
+            return f"{name}: {check}: the service did not start\n\n{error}"
+        headline = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return (f"{name}: {check}: the service did not start: {headline} "
+                f"(the log tail is in the report of {name}::{record.start_failure_shown_in})")
+
     def context(self, name: str) -> CheckContext:
         from pytest_mldeploy.checks.client import ScoringClient
 
@@ -123,14 +140,46 @@ class CheckRunner:
         )
 
     def run_check(self, name: str, check: str) -> CheckResult:
-        """Run built-in check `check` on deployment `name` (deploying it first if needed)."""
-        result = all_checks()[check](self.context(name))
+        """Run built-in check `check` on deployment `name` (deploying it first if needed).
+
+        A service that died in an earlier check fails this one at once; one that dies during this
+        check fails it, with the death (exit code, signal, OOM kill) before the check's own report.
+        """
         record = self.record(name)
+        if record.died_in and record.died_in != check:
+            headline = record.death.splitlines()[0]
+            summary = (f"the service died during the {record.died_in} check ({headline}); "
+                       f"see the report of {name}::{record.died_in}")
+            result = CheckResult(check, Outcome.FAILED, summary, died=record.death)
+        else:
+            result = all_checks()[check](self.context(name))
+            service = self._services.get(name)
+            if service is not None:
+                result = self._note_death(result, service)
+                record.state = str(service.state)
+                if result.died:
+                    record.died_in, record.death = check, result.died
         record.results[check] = result
-        service = self._services.get(name)
-        if service is not None:
-            record.state = str(service.refresh_state())
         return result
+
+    @staticmethod
+    def _note_death(result: CheckResult, service: Any) -> CheckResult:
+        """`result`, failed with the death first when the service died during the check without it saying so."""
+        from pytest_mldeploy.checks.report import death_problem, death_report
+        from pytest_mldeploy.core.service import ServiceState
+
+        state = service.refresh_state()
+        if result.died or state is ServiceState.HEALTHY or not service.was_healthy:
+            return result
+        died = service.death()
+        if not died:
+            return result
+        during = f"during the {result.name} check"
+        report = death_report(result.name, died, service=service, during=during)
+        own = result.report or result.summary
+        if own:
+            report += f"\n\nwhat the {result.name} check saw:\n" + "\n".join("    " + line for line in own.splitlines())
+        return replace(result, outcome=Outcome.FAILED, summary=death_problem(died, during=during), report=report, died=died)
 
     def close(self) -> list[str]:
         """Delete the services this run started (or keep them, with their URLs); returns lines to show."""

@@ -24,12 +24,24 @@ def summary_lines(deployments: dict[str, dict[str, Any]]) -> Iterable[str]:
     header = ("deployment", "target", "state", "checks", "image", "profile")
     rows = [header]
     for name, entry in sorted(deployments.items()):
-        checks = entry.get("checks", {})
-        passed = sum(outcome == "passed" for outcome in checks.values())
-        failed = [c for c, outcome in checks.items() if outcome == "failed"]
-        cell = f"{passed}/{len(checks)} passed" + (f" (failed: {', '.join(failed)})" if failed else "")
-        rows.append((name, entry.get("target", "-"), entry.get("state", "-"), cell,
+        rows.append((name, entry.get("target", "-"), entry.get("state", "-"), checks_cell(entry),
                      entry.get("image") or "-", _profile_cell(entry.get("figures", {}))))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     for row in rows:
         yield "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+
+
+def checks_cell(entry: dict[str, Any]) -> str:
+    """`3/5 passed (failed: robustness), 1 skipped, 2 warnings (robustness)`: the same counts pytest gives."""
+    checks = entry.get("checks", {})
+    passed = sum(outcome == "passed" for outcome in checks.values())
+    failed = [c for c, outcome in checks.items() if outcome == "failed"]
+    skipped = sum(outcome == "skipped" for outcome in checks.values())
+    warned = {c: n for c, n in entry.get("warnings", {}).items() if n}
+    cell = f"{passed}/{len(checks)} passed" + (f" (failed: {', '.join(failed)})" if failed else "")
+    if skipped:
+        cell += f", {skipped} skipped"
+    if warned:
+        total = sum(warned.values())
+        cell += f", {total} warning{'s' if total != 1 else ''} ({', '.join(warned)})"
+    return cell

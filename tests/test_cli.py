@@ -106,6 +106,18 @@ def test_check_runs_the_builtin_checks_without_pytest(project: Path) -> None:
         assert f"diabetes::{check} PASSED" in result.stdout
 
 
+def test_check_prints_warnings_and_the_counts(tmp_path: Path) -> None:
+    source = REPO / "tests" / "projects" / "broken-rawjson"
+    target = tmp_path / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    result = mldeploy("check", "--target", "process", "--skip", "profile", cwd=target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broken-rawjson::robustness PASSED" in result.stdout
+    assert "  warning: not JSON: answered 500 (run() without a schema must handle malformed input itself)" in result.stdout
+    warnings = result.stdout.count("  warning: ")
+    assert result.stdout.rstrip().splitlines()[-1] == f"4 passed, 0 failed, 1 skipped, {warnings} warnings"
+
+
 def test_profile_writes_json_and_html(project: Path, tmp_path: Path) -> None:
     config = project / "mldeploy.yaml"
     config.write_text(config.read_text().replace("duration_s: 20", "duration_s: 4\n      max_concurrency: 4"))

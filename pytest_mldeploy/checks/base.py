@@ -40,6 +40,7 @@ class CheckResult:
     `report` is the text shown to a person when the check fails (or the reason it was skipped):
     the minimal failing request, the response, the service log tail and a `curl` line.
     `warnings` are findings that do not fail the check; `figures` are numbers worth a summary line.
+    `died` is why the service died during the check (exit code, signal, OOM), when it did.
     """
 
     name: str
@@ -48,6 +49,7 @@ class CheckResult:
     report: str = ""
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    died: Optional[str] = None
 
     @property
     def passed(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.report import death_problem, failure_report, service_death
 
 NAME = "health"
 EXPECTED = "GET / answers 200 (the service reached Healthy)"
@@ -29,10 +29,14 @@ def check_health(ctx: CheckContext) -> CheckResult:
         error = exc
     if response is None or response.status_code != 200:
         answer = f"got no answer ({type(error).__name__})" if response is None else f"answered {response.status_code}"
-        problem = f"GET {ctx.client.url('/')} {answer}"
-        if state is not None:
-            problem += f"; the service is {state}" + (f": {reason}" if reason else "")
+        died = service_death(ctx.service, error) if response is None else None
+        if died:
+            problem = f"{death_problem(died)}; GET {ctx.client.url('/')} {answer}, the service is Failed"
+        else:
+            problem = f"GET {ctx.client.url('/')} {answer}"
+            if state is not None:
+                problem += f"; the service is {state}" + (f": {reason}" if reason else "")
         report = failure_report(NAME, problem, EXPECTED, response=response, error=error, service=ctx.service,
                                 body_dir=ctx.report_dir, request_title="request")
-        return CheckResult(NAME, Outcome.FAILED, problem, report)
+        return CheckResult(NAME, Outcome.FAILED, problem, report, died=died)
     return CheckResult(NAME, Outcome.PASSED, f"GET / answered 200 ({state or 'Healthy'})")

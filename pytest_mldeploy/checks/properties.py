@@ -22,7 +22,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis_jsonschema import from_schema
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death
 from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract, unreadable_contract, validator
 
 NAME = "properties"
@@ -166,6 +166,18 @@ class _Failure:
     error: Optional[BaseException] = None
 
 
+class _ServiceDied(BaseException):
+    """Stops Hypothesis at once: every request to a dead service fails, so shrinking would only mislead.
+
+    A BaseException, so Hypothesis does not take it for a failing example to shrink.
+    """
+
+    def __init__(self, reason: str, error: BaseException) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
 def check_properties(ctx: CheckContext) -> CheckResult:
     """Hypothesis-generated schema-valid requests all get a 200 with a strict-JSON body matching ServiceOutput."""
     try:
@@ -188,6 +200,9 @@ def check_properties(ctx: CheckContext) -> CheckResult:
         try:
             response = ctx.client.score_raw(body)
         except requests.RequestException as exc:
+            died = service_death(ctx.service, exc)
+            if died:
+                raise _ServiceDied(died, exc) from None
             failures[body] = _Failure(f"got no answer ({type(exc).__name__})", error=exc)
             return True
         problem = body_problem(response, contract.output)
@@ -205,6 +220,8 @@ def check_properties(ctx: CheckContext) -> CheckResult:
         found = True
     except NoSuchExample:
         pass
+    except _ServiceDied as death:
+        return _died(ctx, death, sent, time.perf_counter() - started)
     elapsed = time.perf_counter() - started
     figures = {"requests": sent, "examples_per_s": round(sent / elapsed, 1) if elapsed > 0 else None}
 
@@ -219,9 +236,21 @@ def check_properties(ctx: CheckContext) -> CheckResult:
     # Send the minimal request once more, so the log tail ends with its own traceback.
     key = json.dumps(minimal).encode("utf-8")
     first_seen = failures.get(key) or next(reversed(failures.values()))
-    reproduced = fails(minimal)
+    try:
+        reproduced = fails(minimal)
+    except _ServiceDied as death:
+        return _died(ctx, death, sent, time.perf_counter() - started)
     failure = failures[key] if reproduced else first_seen
     return _failed(ctx, failure, contract.output, sent, figures, flaky=not reproduced)
+
+
+def _died(ctx: CheckContext, death: _ServiceDied, sent: int, elapsed: float) -> CheckResult:
+    """The service died answering a generated request: say so, with that request (not a shrunk one)."""
+    note = f"Hypothesis had sent {sent} requests; the service died answering the last one, so it was not shrunk."
+    report = death_report(NAME, death.reason, service=ctx.service, error=death.error, body_dir=ctx.report_dir, notes=[note])
+    figures = {"requests": sent, "examples_per_s": round(sent / elapsed, 1) if elapsed > 0 else None}
+    problem = death_problem(death.reason, getattr(death.error, "request", None))
+    return CheckResult(NAME, Outcome.FAILED, problem, report, figures=figures, died=death.reason)
 
 
 def _failed(

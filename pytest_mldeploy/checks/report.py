@@ -3,7 +3,8 @@
 A report reads like a good pytest failure: the check and the problem first, then the minimal
 failing request (pretty JSON, truncated so a 10,000-row payload still fits a screen), the status,
 the headers that matter and the body received, the service's log tail and a `curl` line that
-replays the request.
+replays the request. When the service died (exit code, signal, OOM kill), the death comes first:
+a dead server's "no answer" is its consequence, not the finding.
 """
 from __future__ import annotations
 
@@ -247,4 +248,60 @@ def failure_report(
         if "Authorization" in request.headers:
             curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
         sections.append(_section("reproduce with", curl))
+    return "\n\n".join(sections)
+
+
+DIED_EXPECTED = "the service stays up and answers every request"
+
+
+def service_death(service: Optional["Service"], error: Optional[BaseException] = None) -> Optional[str]:
+    """Why the service is dead (exit code, signal, OOM with the limit), or None while it lives.
+
+    Asked when a request got no answer; a timeout (the server is slow, not gone) is not asked about.
+    """
+    if service is None or isinstance(error, requests.Timeout):
+        return None
+    death = getattr(service, "death", None)
+    return death() if callable(death) else None
+
+
+def death_problem(reason: str, request: Optional[requests.PreparedRequest] = None, during: str = "") -> str:
+    """`the service died while answering POST .../score: the server was killed by SIGKILL (exit code -9) ...`."""
+    headline = reason.splitlines()[0] if reason.strip() else "it ended"
+    if request is not None:
+        during = f"while answering {request.method} {request.url}" + (f" ({during})" if during else "")
+    return "the service died" + (f" {during}" if during else "") + f": {headline}"
+
+
+def death_report(
+    check: str,
+    reason: str,
+    *,
+    service: Optional["Service"],
+    request: Optional[requests.PreparedRequest] = None,
+    error: Optional[BaseException] = None,
+    body_dir: Optional[Path] = None,
+    during: str = "",
+    request_title: str = "the request it was answering",
+    notes: Optional[list[str]] = None,
+) -> str:
+    """The report of a check during which the service died: the death, the log tail, then the request."""
+    if request is None and error is not None:
+        request = getattr(error, "request", None)
+    sections = [f"[{check}] {death_problem(reason, request, during)}", f"expected: {DIED_EXPECTED}"]
+    details = "\n".join(reason.splitlines()[1:]).strip()
+    if details:
+        sections.append(details)
+    sections.append(_section(f"service log (last {LOG_TAIL_LINES} lines)", service_log_tail(service)))
+    if request is not None:
+        sections.append(_section(request_title, describe_request(request)))
+    if error is not None:
+        sections.append(_section("received no response", f"{type(error).__name__}: {error}"))
+    for note in notes or ():
+        sections.append(note)
+    if request is not None:
+        curl = curl_for(request, body_dir)
+        if "Authorization" in request.headers:
+            curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
+        sections.append(_section("reproduce with (against a service started again, e.g. `mldeploy serve`)", curl))
     return "\n\n".join(sections)

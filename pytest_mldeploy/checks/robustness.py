@@ -24,7 +24,7 @@ from hypothesis import find
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
-from pytest_mldeploy.checks.report import failure_report, service_log_tail
+from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death, service_log_tail
 from pytest_mldeploy.checks.schema import (
     Contract, json_path, read_contract, schema_error, strict_json, unreadable_contract, validator,
 )
@@ -231,11 +231,13 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
     failures: list[_Finding] = []
     warnings: list[str] = []
     dead: Optional[_Finding] = None
+    died: Optional[str] = None
     for probe in probes:
         try:
             response = ctx.client.score_raw(probe.body, content_type=probe.content_type)
         except requests.RequestException as exc:
-            if ctx.client.health_ok():
+            died = service_death(ctx.service, exc)
+            if died is None and ctx.client.health_ok():
                 # The server dropped this one connection (e.g. refused the upload early) but lives on.
                 warnings.append(f"{probe.label}: the connection closed without an answer ({type(exc).__name__})")
                 continue
@@ -253,7 +255,19 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
             failures.append(_Finding(probe, f"answered {status} but {problem}", response))
 
     figures = {"requests": len(probes), "failed": len(failures) + (dead is not None), "warnings": len(warnings)}
-    if dead is None and not ctx.client.health_ok():
+    others = [f"  - {f.probe.label}: {f.problem}" for f in failures]
+    unhealthy_after = dead is None and not ctx.client.health_ok()
+    if unhealthy_after:
+        died = service_death(ctx.service)
+    if died:
+        during = dead.probe.label if dead is not None else "after the bad requests were answered"
+        error = dead.error if dead is not None else None
+        notes_out = [f"{len(others)} bad request(s) failed before it died:\n" + "\n".join(others)] if others else []
+        report = death_report(NAME, died, service=ctx.service, error=error, body_dir=ctx.report_dir, during=during,
+                              notes=notes_out)
+        summary = death_problem(died, getattr(error, "request", None), during) + "; it stopped answering GET /"
+        return CheckResult(NAME, Outcome.FAILED, summary, report, warnings=warnings + notes, figures=figures, died=died)
+    if unhealthy_after:
         health = _health_response(ctx)
         problem = f"GET / does not answer 200 after the bad requests ({health})"
         report = f"[{NAME}] {problem}\n\nexpected: the service stays alive\n\nservice log (last lines):\n{service_log_tail(ctx.service)}"

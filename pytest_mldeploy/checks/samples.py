@@ -13,7 +13,7 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death
 from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract
 
 NAME = "samples"
@@ -50,10 +50,13 @@ def check_samples(ctx: CheckContext) -> CheckResult:
         warnings.append(f"answers were not checked against ServiceOutput: the swagger document could not be read ({exc})")
 
     failed: list[tuple[int, str, Optional[requests.Response], Optional[BaseException]]] = []
-    for number, body in lines:
+    for index, (number, body) in enumerate(lines):
         try:
             response = ctx.client.score_raw(body)
         except requests.RequestException as exc:
+            died = service_death(ctx.service, exc)
+            if died:
+                return _died(ctx, path, number, died, exc, answered=index, total=len(lines), failed=failed, warnings=warnings)
             failed.append((number, f"got no answer ({type(exc).__name__})", None, exc))
             continue
         problem = body_problem(response, output)
@@ -72,3 +75,20 @@ def check_samples(ctx: CheckContext) -> CheckResult:
                             body_dir=ctx.report_dir, request_title=f"failing request ({path}:{number})", notes=notes)
     return CheckResult(NAME, Outcome.FAILED, f"{headline} ({len(failed)} of {len(lines)} failed)", report,
                        warnings=warnings, figures=figures)
+
+
+def _died(
+    ctx: CheckContext, path: Path, number: int, died: str, error: BaseException, *,
+    answered: int, total: int, failed: list, warnings: list[str],
+) -> CheckResult:
+    """The service died answering line `number`: say so first; the lines after it were not sent."""
+    rest = total - answered - 1
+    notes = [f"{answered} of the {total} requests in {path} {'was' if answered == 1 else 'were'} sent before it"
+             + (f"; {rest} after it {'was' if rest == 1 else 'were'} not sent" if rest else "")]
+    if failed:
+        notes.append("lines that failed before it died:\n" + "\n".join(f"  - line {n}: {p}" for n, p, _, _ in failed[:20]))
+    report = death_report(NAME, died, service=ctx.service, error=error, body_dir=ctx.report_dir, during=f"{path.name} line {number}",
+                          request_title=f"the request it was answering ({path}:{number})", notes=notes)
+    summary = death_problem(died, getattr(error, "request", None), f"{path.name} line {number}")
+    figures = {"requests": answered + 1, "failed": len(failed) + 1}
+    return CheckResult(NAME, Outcome.FAILED, summary, report, warnings=warnings, figures=figures, died=died)

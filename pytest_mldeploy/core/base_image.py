@@ -89,6 +89,10 @@ def _missing_message(tag: str) -> str:
     )
 
 
+_FALLBACK_NOTICED: set[str] = set()
+"""Base tags whose fall-back to the offline base was already announced by this process."""
+
+
 def ensure_base_image(
     tag: str = DEFAULT_BASE_IMAGE, *, client=None, bootstrap: Optional[bool] = None, progress: Progress = None
 ) -> BaseImage:
@@ -121,7 +125,8 @@ def ensure_base_image(
             image = client.images.get(LOCAL_BASE_TAG)
         except docker.errors.ImageNotFound:
             raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})") from None
-        if progress:
+        if progress and tag not in _FALLBACK_NOTICED:  # once per run, not once per deployment built
+            _FALLBACK_NOTICED.add(tag)
             progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}")
         return describe_base_image(image, LOCAL_BASE_TAG, client=client)
     raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})")

@@ -25,6 +25,8 @@ from pytest_mldeploy.errors import ServiceError
 LOG_TAIL_LINES = 40
 _POLL_INTERVAL_S = 0.25
 _PROBE_TIMEOUT_S = 3.0
+#: How long `Service.death()` waits for the runtime to report the end of a server that stopped answering.
+DEATH_WAIT_S = 5.0
 
 
 class ServiceState(str, Enum):
@@ -138,16 +140,40 @@ def oom_reason(memory_limit_bytes: Optional[int]) -> str:
     )
 
 
-def reading_from_exit(code: int, log_text: str = "") -> StateReading:
-    """The state of a service whose process ended with `code` (as `Popen.returncode` gives it)."""
+_WORKER_DIED = re.compile(r"worker (\d+) exited with code (-?\d+)")
+
+
+def _worker_death(log_text: str) -> Optional[str]:
+    """`a worker (pid 12) was killed by SIGKILL (exit code -9)` from the supervisor's log, or None."""
+    found = _WORKER_DIED.findall(log_text)
+    if not found:
+        return None
+    pid, code = found[-1]
+    return f"a worker (pid {pid}) {describe_exit_code(int(code))}"
+
+
+def reading_from_exit(code: int, log_text: str = "", after_start: bool = False) -> StateReading:
+    """The state of a service whose process ended with `code` (as `Popen.returncode` gives it).
+
+    Before the service was Healthy, a traceback in the log is the cause (`init()` raised). Once it
+    served requests, the log holds tracebacks of run() errors the server answered with a 500: the
+    exit code, signal or dead worker is then the cause, and the log tail shows the rest.
+    """
     how = describe_exit_code(code)
+    worker = _worker_death(log_text)
+    if worker:
+        how = f"{how} after {worker}"
+    if after_start:
+        return StateReading(ServiceState.FAILED, f"the server {how} after a healthy start")
     traceback_text = extract_traceback(log_text)
     if traceback_text:
         return StateReading(ServiceState.FAILED, f"{describe_exception(traceback_text)}; the server {how}\n{traceback_text}")
     return StateReading(ServiceState.FAILED, f"the server {how}")
 
 
-def reading_from_inspect(state: Mapping[str, Any], memory_limit_bytes: Optional[int] = None, log_text: str = "") -> Optional[StateReading]:
+def reading_from_inspect(
+    state: Mapping[str, Any], memory_limit_bytes: Optional[int] = None, log_text: str = "", after_start: bool = False
+) -> Optional[StateReading]:
     """The state Docker's `inspect` (`State`) alone decides, or None when only an HTTP probe can tell.
 
     Ended containers are Failed (OOM-killed, or exited with a code, with the traceback from the
@@ -160,14 +186,14 @@ def reading_from_inspect(state: Mapping[str, Any], memory_limit_bytes: Optional[
         code = int(state.get("ExitCode") or 0)
         if state.get("Error"):
             return StateReading(ServiceState.FAILED, f"the container could not run: {state['Error']}")
-        if code == 137 and not extract_traceback(log_text):
+        if code == 137 and (after_start or not extract_traceback(log_text)):
             return StateReading(
                 ServiceState.FAILED,
                 "the container was killed by SIGKILL (exit code 137) without an OOM record: "
                 "stopped from outside, or a worker hit the memory limit"
                 + (f" of {format_bytes(memory_limit_bytes)}" if memory_limit_bytes else ""),
             )
-        return reading_from_exit(code, log_text)
+        return reading_from_exit(code, log_text, after_start)
     if status == "removing":
         return StateReading(ServiceState.FAILED, "the container is being removed")
     if status == "paused":
@@ -315,6 +341,31 @@ class Service(ABC):
             if late is not None and late.state is ServiceState.FAILED:
                 return self._set(late)
         return self._set(probed)
+
+    @property
+    def was_healthy(self) -> bool:
+        """True once the service has answered GET / with 200: a later end is a death after start."""
+        return self._was_healthy
+
+    def death(self, timeout: float = DEATH_WAIT_S) -> Optional[str]:
+        """Why the service is dead (exit code, signal, OOM kill, with the limit), or None while it lives.
+
+        Called when a request got no answer: a server that has just dropped its connections may
+        not be reaped yet (or Docker not yet told), so the runtime is asked again for up to
+        `timeout` s, stopping as soon as GET / answers 200 or the runtime reports the end. A
+        worker that died takes the whole server down: another worker answering meanwhile does
+        not make it alive.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.refresh_state()
+            if state is ServiceState.FAILED:
+                return self._reason or "the service ended"
+            if time.monotonic() >= deadline:
+                return None
+            if state is ServiceState.HEALTHY and not _worker_death(self._safe_logs(LOG_TAIL_LINES)):
+                return None
+            time.sleep(_POLL_INTERVAL_S / 2)
 
     def _probe(self) -> tuple[Optional[int], Optional[str]]:
         try:

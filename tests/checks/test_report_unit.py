@@ -81,3 +81,29 @@ def test_log_tail_survives_a_broken_service():
 
     assert "container gone" in service_log_tail(Broken())
     assert service_log_tail(_Service("")) == "(the service log is empty)"
+
+
+def test_a_death_report_names_the_death_first_then_the_log_then_the_request():
+    from pytest_mldeploy.checks.report import death_report
+
+    request = requests.Request("POST", "http://127.0.0.1:5001/score", data=b'{"data": [[3000.0]]}',
+                               headers={"Content-Type": "application/json"}).prepare()
+    error = requests.ConnectionError("Connection aborted.", request=request)
+    service = _Service("ready\ndying by kill")
+    report = death_report("samples", "the server was killed by SIGKILL (exit code -9) after a healthy start",
+                          service=service, error=error, during="requests.txt line 3")
+    lines = report.splitlines()
+    assert lines[0] == ("[samples] the service died while answering POST http://127.0.0.1:5001/score (requests.txt line 3): "
+                        "the server was killed by SIGKILL (exit code -9) after a healthy start")
+    assert report.index("service log") < report.index("the request it was answering") < report.index("reproduce with")
+    assert "    dying by kill" in report and "received no response" in report
+    assert "minimal failing request" not in report
+
+
+def test_the_checks_cell_counts_as_pytest_does():
+    from pytest_mldeploy.summary import checks_cell
+
+    entry = {"checks": {"health": "passed", "swagger": "passed", "properties": "skipped", "robustness": "failed", "samples": "passed"},
+             "warnings": {"robustness": 7, "samples": 0}}
+    assert checks_cell(entry) == "3/5 passed (failed: robustness), 1 skipped, 7 warnings (robustness)"
+    assert checks_cell({"checks": {"health": "passed"}, "warnings": {"health": 1}}) == "1/1 passed, 1 warning (health)"

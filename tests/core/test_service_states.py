@@ -141,3 +141,28 @@ def test_tail_lines():
     assert tail_lines(text, None) == text
     assert tail_lines(text, 2) == "b\nc\n"
     assert tail_lines(text, 0) == ""
+
+
+def test_a_death_after_start_names_the_exit_not_an_earlier_run_traceback():
+    """Once healthy, the log holds tracebacks of run() errors answered 500: they are not why the server ended."""
+    log = "ready\nmldeploy-server: ERROR: run() raised:\n" + _traceback_of_failing_init() + "\nlater request\n"
+    reading = reading_from_exit(-9, log, after_start=True)
+    assert reading.state is ServiceState.FAILED
+    assert reading.reason == "the server was killed by SIGKILL (exit code -9) after a healthy start"
+    assert reading_from_exit(-9, log).reason.startswith("init() raised ValueError")  # before start: the traceback is the cause
+
+
+def test_a_dead_worker_is_named_behind_the_supervisor_exit_code():
+    log = "mldeploy-server: ERROR: worker 4242 exited with code -11; stopping the other workers\n"
+    reading = reading_from_exit(1, log, after_start=True)
+    assert reading.reason == ("the server exited with code 1 after a worker (pid 4242) was killed by SIGSEGV (exit code -11) "
+                              "after a healthy start")
+
+
+def test_inspect_after_start_keeps_oom_and_137_and_skips_old_tracebacks():
+    oom = reading_from_inspect({"Status": "exited", "OOMKilled": True, "ExitCode": 137}, 128 * MiB, "x", after_start=True)
+    assert "OOM-killed" in oom.reason and "128 MiB" in oom.reason
+    killed = reading_from_inspect({"Status": "exited", "ExitCode": 137}, 128 * MiB, _traceback_of_failing_init(), after_start=True)
+    assert "SIGKILL (exit code 137)" in killed.reason and "ValueError" not in killed.reason
+    exited = reading_from_inspect({"Status": "exited", "ExitCode": 3}, None, _traceback_of_failing_init(), after_start=True)
+    assert exited.reason == "the server exited with code 3 after a healthy start"

@@ -88,6 +88,10 @@ def test_init_failure_fails_every_check_quickly_with_the_reason(pytester: pytest
     result.assert_outcomes(failed=5, deselected=1)
     result.stdout.fnmatch_lines(["*RuntimeError: model store offline*"])
     result.stdout.fnmatch_lines(["*diabetes*Failed*0/5 passed*"])
+    # The reason and its log tail once, in the first check; the other four point to it in one line.
+    assert result.stdout.str().count("--- last 40 log lines of 'diabetes' ---") == 1
+    result.stdout.fnmatch_lines(["*diabetes: swagger: the service did not start: *init() raised RuntimeError: model store offline*"
+                                 "(the log tail is in the report of diabetes::health)"])
 
 
 @pytest.mark.parametrize(
@@ -171,3 +175,97 @@ def test_last_failed_reruns_only_the_failed_check(pytester: pytest.Pytester) -> 
     again = pytester.runpytest_subprocess(*args, "--lf", timeout=300)
     again.assert_outcomes(failed=1, deselected=5)
     again.stdout.fnmatch_lines(["*run-last-failure*", "FAILED *mldeploy.yaml::broken-output::swagger*"])
+
+
+def test_a_schemaless_json_loads_script_passes_with_warnings(pytester: pytest.Pytester) -> None:
+    """The most common Azure pattern, `run(raw)` doing `json.loads(raw)`: its 500s on malformed bodies are
+    warnings. They show in pytest's warnings summary and the final table, whose counts agree with pytest's."""
+    project = copy_project(pytester, PROJECTS / "broken-rawjson")
+    result = run(pytester, project, "--mldeploy-target", "process", *QUICK)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed") == 4 and outcomes.get("skipped") == 1 and "failed" not in outcomes, result.stdout.str()
+    assert outcomes.get("warnings", 0) >= 5
+    result.stdout.no_fnmatch_line("*AssertionError*")
+    result.stdout.no_fnmatch_line("*_pytest*nodes.py*")
+    result.stdout.fnmatch_lines([
+        "*warnings summary*",
+        "*mldeploy.yaml:*: MldeployWarning: broken-rawjson::robustness: not JSON: answered 500*",
+        "*= mldeploy =*",
+        f"*broken-rawjson*process*Healthy*4/5 passed, 1 skipped, {outcomes['warnings']} warnings (robustness)*",
+    ])
+
+
+def test_the_table_takes_pytests_verdict_when_a_warning_is_made_an_error(pytester: pytest.Pytester) -> None:
+    """`-W error::...MldeployWarning` fails the item in pytest; the table must say failed too, not passed."""
+    project = copy_project(pytester, PROJECTS / "broken-rawjson")
+    result = run(pytester, project, "--mldeploy-target", "process", "-k", "health or robustness",
+                 "-W", "error::pytest_mldeploy.plugin.MldeployWarning")
+    result.assert_outcomes(passed=1, failed=1, deselected=4)
+    result.stdout.fnmatch_lines(["*broken-rawjson*Healthy*1/2 passed (failed: robustness)*"])
+
+
+def test_no_unknown_mark_warning_without_xdist(pytester: pytest.Pytester) -> None:
+    project = copy_project(pytester, EXAMPLE)
+    result = pytester.runpytest_subprocess(str(project / "mldeploy.yaml"), "--mldeploy", "--collect-only", "-q",
+                                           "-p", "no:xdist", "-W", "error::pytest.PytestUnknownMarkWarning")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.no_fnmatch_line("*PytestUnknownMarkWarning*")
+    result.stdout.fnmatch_lines(["*mldeploy.yaml::diabetes::health"])
+
+
+def test_a_service_killed_by_a_request_names_the_signal_first(pytester: pytest.Pytester) -> None:
+    """run() SIGKILLs its own server on a value over 1000: properties says so first (not "got no answer" with a
+    shrunk "minimal failing request"), and the checks after it fail at once, pointing to it."""
+    project = copy_project(pytester, PROJECTS / "dies")
+    result = run(pytester, project, "--mldeploy-target", "process", "--mldeploy-deployment", "dies-kill", *QUICK,
+                 "-p", "no:randomly", "--mldeploy-examples", "30")
+    result.assert_outcomes(passed=2, failed=3, deselected=1)
+    result.stdout.fnmatch_lines([
+        "*[[]properties[]] the service died while answering POST http://127.0.0.1:*/score: "
+        "the server was killed by SIGKILL (exit code -9) after a healthy start",
+        "*service log (last 20 lines):",
+        "*dying by kill",
+    ])
+    result.stdout.fnmatch_lines(["*the service died during the properties check (the server was killed by SIGKILL*"
+                                 "see the report of dies-kill::properties*"])
+    result.stdout.no_fnmatch_line("*minimal failing request*")
+    result.stdout.no_fnmatch_line("*keep it up for the curl line*")
+    result.stdout.fnmatch_lines(["*dies-kill*process*Failed*2/5 passed (failed: properties, robustness, samples)*"])
+
+
+@pytest.mark.docker
+def test_the_base_image_fallback_notice_is_said_once_per_run() -> None:
+    """Each deployment's build asks for the base image; the notice that it falls back to the offline one is said once."""
+    import subprocess
+    import sys
+
+    script = (
+        "from pytest_mldeploy.core.base_image import ensure_base_image\n"
+        "for _ in range(3):\n"
+        "    ensure_base_image(progress=print)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "cannot be pulled" in line]
+    assert len(lines) == 1, done.stdout
+
+
+def test_a_check_warning_points_at_its_deployments_key(tmp_path: Path) -> None:
+    from pytest_mldeploy.plugin import _deployment_line
+
+    config = tmp_path / "mldeploy.yaml"
+    config.write_text(textwrap.dedent("""\
+        defaults:
+          profile:            # not a deployment
+            duration_s: 5
+        deployments:
+          # the first one
+          first:
+            entry_script: score.py
+            profile: {duration_s: 5}
+          profile:
+            entry_script: score.py
+        """))
+    assert _deployment_line(config, "first") == 5
+    assert _deployment_line(config, "profile") == 8
+    assert _deployment_line(config, "missing") == 0

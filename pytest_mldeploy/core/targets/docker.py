@@ -95,7 +95,7 @@ class DockerService(Service):
         except docker.errors.NotFound:
             return StateReading(ServiceState.FAILED, f"container {self.container_name} no longer exists (removed from outside)")
         log_text = self.logs() if str(state.get("Status", "")).lower() in ("exited", "dead") else ""
-        return reading_from_inspect(state, self.memory_limit, log_text)
+        return reading_from_inspect(state, self.memory_limit, log_text, after_start=self.was_healthy)
 
     def _remove(self) -> None:
         import docker.errors

@@ -87,7 +87,7 @@ class ProcessService(Service):
         code = self.process.poll()
         if code is None:
             return None
-        return reading_from_exit(code, self.logs())
+        return reading_from_exit(code, self.logs(), after_start=self.was_healthy)
 
     def _remove(self) -> None:
         try:
