@@ -147,6 +147,8 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
         if pid == 0:
             code = 1
             try:
+                if wait_for_sigchld:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 if hasattr(faulthandler, "register"):
@@ -175,6 +177,10 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
             _signal(pid, STACKS_SIGNAL)
             killing[pid] = now + FROZEN_KILL_DELAY_S
 
+    # A worker's exit is noticed at once (SIGCHLD), heartbeats every SUPERVISE_INTERVAL_S.
+    wait_for_sigchld = hasattr(signal, "sigtimedwait")
+    if wait_for_sigchld:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     for index in range(settings.workers):
         start(index)
     signal.signal(signal.SIGTERM, stop)
@@ -189,7 +195,10 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
         if pid == 0:
             if not stopping:
                 check_frozen()
-            time.sleep(SUPERVISE_INTERVAL_S)
+            if wait_for_sigchld:
+                signal.sigtimedwait({signal.SIGCHLD}, SUPERVISE_INTERVAL_S)
+            else:
+                time.sleep(0.05)
             continue
         index = children.pop(pid, None)
         if index is None:
@@ -202,12 +211,20 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
             reason = f"worker {index} (pid {pid}) was replaced because run() got stuck"
             log.error("%s; starting a new worker %d, which runs init() again", reason, index)
             start(index, reason)
+        elif code != 0 and settings.workers == 1:
+            # The one worker is the server: end the way it ended, as a server without supervisor would.
+            log.error("the worker (pid %d) ended with code %d; the server ends the same way", pid, code)
+            exit_code = code
         elif code != 0:
-            log.error("worker %d exited with code %d; stopping %s", pid, code,
-                      "the other workers" if children else "the server")
-            exit_code = code if code > 0 else 128 - code  # killed by signal N: 128 + N, as a shell reports it
+            log.error("worker %d exited with code %d; stopping the other workers", pid, code)
+            exit_code = code if code > 0 else 1
             stop(signal.SIGTERM, None)
     sock.close()
+    if exit_code < 0:
+        if -exit_code not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(-exit_code, signal.SIG_DFL)
+        os.kill(os.getpid(), -exit_code)
+        return 128 - exit_code  # still here: PID 1 of a container ignores its own signals; report as a shell does
     return exit_code
 
 
