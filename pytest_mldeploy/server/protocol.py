@@ -52,6 +52,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._message_completed = False
         self._refusal: Optional[tuple[int, str]] = None
         self._linger: Optional[asyncio.TimerHandle] = None
+        self._refused = False
         # Also bounds how long a new connection may stay silent (uvicorn has no timeout for that).
         self._head_timer: Optional[asyncio.TimerHandle] = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
 
@@ -63,7 +64,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, plus the refusal of an over-limit head and the byte count.
-        if self._linger is not None:
+        if self._refused:
             return  # refused: the rest of what the client sends is read and dropped
         self._unset_keepalive_if_required()
         was_in_head = self._in_head
@@ -152,7 +153,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Answer `status` with a JSON message and close the connection (the head is never parsed further)."""
         self._cancel_head_timer()
         self._in_head = False
+        self._refused = True
         if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head went over the limit while the request before it is being answered:
+            # an answer now would come first. Read no more, and close after that response.
+            self.cycle.keep_alive = False
+            self.transport.pause_reading()
             return
         body = json.dumps({"message": message}).encode("utf-8")
         head = [STATUS_LINE[status], b"content-type: application/json\r\n",

@@ -90,6 +90,16 @@ def test_many_small_headers_over_the_limit_are_431(guarded: Server) -> None:
     assert statuses(exchange(guarded, _head("/score", many))) == [431]
 
 
+def test_an_over_limit_head_pipelined_behind_a_request_is_closed_after_its_answer(guarded: Server) -> None:
+    """Answering 431 at once would put it before the first request's answer: the client must get that one."""
+    first = (b"POST /score HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " + KEY.encode()
+             + b"\r\nContent-Length: 5\r\n\r\nfirst")
+    second = _head("/score", b"X-Big: " + b"a" * (40 * 1024) + b"\r\n")
+    answer = exchange(guarded, first + second)
+    assert statuses(answer) == [200]
+    assert b'"received": "first"' in answer
+
+
 def test_headers_within_the_limit_are_served(guarded: Server) -> None:
     response = requests.post(guarded.url + "/score", data="x", timeout=30,
                              headers={"Authorization": f"Bearer {KEY}", "X-Big": "a" * (30 * 1024)})
