@@ -167,3 +167,37 @@ def test_a_worker_frozen_by_run_holding_the_gil_is_killed_with_its_stacks_and_re
         assert "was replaced because run() got stuck" in log
     finally:
         factory.stop_all()
+
+
+class _LogOnly:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def logs(self, tail=None) -> str:
+        return self.text
+
+
+def test_hang_stack_takes_the_last_hang_block_in_either_form() -> None:
+    from pytest_mldeploy.checks.report import hang_stack
+
+    timeout_form = (
+        "mldeploy-server: init() done in 5 ms\n"
+        "mldeploy-server: ERROR: hang: run() did not return within SCORING_TIMEOUT_MS=1500; the run() thread was at:\n"
+        '  File "/app/score.py", line 12, in run\n'
+        "    time.sleep(100000)\n"
+        "mldeploy-server: ERROR: worker 0 (pid 7) was replaced because run() got stuck\n"
+    )
+    assert hang_stack(_LogOnly(timeout_form), wait_s=0) == "\n".join(timeout_form.splitlines()[1:4])
+    frozen_form = timeout_form + (
+        "mldeploy-server: ERROR: hang: worker 0 (pid 8) has been frozen for 2.3 s ...\n"
+        "Thread 0x00007f909b7966c0 (most recent call first):\n"
+        '  File "/app/score.py", line 13 in run\n'
+        "\n"
+        "Current thread 0x00007f909d491b80 (most recent call first):\n"
+        '  File "/usr/lib/python3.11/asyncio/runners.py", line 118 in run\n'
+        "mldeploy-server: ERROR: worker 0 (pid 8) was replaced because run() got stuck\n"
+    )
+    stack = hang_stack(_LogOnly(frozen_form), wait_s=0)
+    assert stack.startswith("mldeploy-server: ERROR: hang: worker 0 (pid 8) has been frozen")
+    assert 'score.py", line 13 in run' in stack and "runners.py" in stack and "was replaced" not in stack
+    assert hang_stack(_LogOnly("mldeploy-server: init() done\n"), wait_s=0) is None
