@@ -27,10 +27,12 @@ import _common as c  # noqa: E402
 SCRIPTS = [
     "bench_server",
     "bench_server_stacks",
+    "bench_validation",
     "bench_image_build",
     "bench_pytest_walltime",
     "bench_properties",
     "bench_loadgen",
+    "bench_reliability",
 ]
 """In run order: image build before pytest wall time, whose image numbers it reuses."""
 
