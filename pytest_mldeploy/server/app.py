@@ -40,7 +40,6 @@ STUCK_EXIT_DELAY_S = 1.0
 HEARTBEAT_INTERVAL_S = 1.0
 
 MSG_SCRIPT_ERROR = "An unexpected error occurred in scoring script. Check the logs for more info."
-MSG_INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
 MSG_NOT_FOUND = (
     "The requested URL was not found on the server. If you entered the URL manually please check your "
     "spelling and try again."

@@ -138,8 +138,17 @@ def test_the_check_that_hits_a_stuck_run_reports_a_hang_with_the_stack(tmp_path:
         ctx = CheckContext(project=project, deployment=deployment, service=service,
                            client=ScoringClient.from_service(service), target=target, report_dir=tmp_path)
         result = check_samples(ctx)
+        # The harness sees the stuck (then restarting) service as Unhealthy, not as still starting.
+        from pytest_mldeploy.core.service import ServiceState
+
+        deadline = time.monotonic() + 20
+        while service.refresh_state() is not ServiceState.UNHEALTHY and time.monotonic() < deadline:
+            time.sleep(0.2)
+        state, reason = service.state, service.reason
     finally:
         service.delete()
+    assert state is ServiceState.UNHEALTHY, (state, reason)
+    assert "stuck" in reason or "restarting" in reason, reason
     assert result.outcome is Outcome.FAILED
     assert "requests.txt line 2" in result.summary
     assert "hung: run() did not return within the scoring timeout" in result.summary
