@@ -61,7 +61,7 @@ KNOWN: tuple[KnownDifference, ...] = (
                     _BAD, 413, 500, r"Request body is larger than", SCRIPT_ERROR),
     KnownDifference("nan-output-500-vs-200", "run() returns NaN/Infinity: ours 500 (not strict JSON), Azure's 200 with "
                     "an invalid JSON body", frozenset({"sample", "generated", "schema-rejected", "malformed"}),
-                    500, 200, r"internal error", r"NaN|Infinity"),
+                    500, 200, r"output cannot be sent as JSON", r"NaN|Infinity"),
     KnownDifference("not-found-headers", "unknown path: both 404 with Werkzeug's message; Azure's sends "
                     "x-ms-run-function-failed and no x-ms-request-id, ours the reverse",
                     frozenset({"route"}), 404, 404, r"requested URL was not found", r"requested URL was not found"),
