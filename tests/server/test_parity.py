@@ -150,3 +150,11 @@ def test_azures_loose_service_input_is_tightened_from_its_example() -> None:
     valid = Draft4Validator(schema).is_valid
     assert valid({"data": [[1, 2, 3], [4, 5, 6]]})
     assert not valid({}) and not valid({"data": []}) and not valid({"data": [[1, 2]]})
+
+
+def test_nan_from_run_is_the_documented_difference() -> None:
+    request = ParityRequest("sample", "requests.txt line 1", b'{"data": [[1,2,3,4,5,6,7,8,9,10]]}')
+    ours = Answer(500, b'{"message": "The scoring script\'s output cannot be sent as JSON: run() returned a float NaN (...)."}')
+    azure = Answer(200, b"[NaN]")
+    difference = compare(request, ours, azure)
+    assert difference is not None and difference.known is not None and difference.known.id == "nan-output-500-vs-200"
