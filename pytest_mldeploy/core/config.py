@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from pytest_mldeploy.core import azure_config
+from pytest_mldeploy.core import azure_config, nocode
 from pytest_mldeploy.errors import ConfigError
 
 CONFIG_FILENAME = "mldeploy.yaml"
@@ -50,6 +51,7 @@ RESERVED_VARIABLES = {
     "WORKER_COUNT": "workers",
     "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
     "MLDEPLOY_AUTH_KEYS": "auth.keys",
+    "MLDEPLOY_SCORER": "the model, when there is no entry_script",
 }
 
 
@@ -191,6 +193,16 @@ class EnvironmentSpec(_Strict):
             self._conda_python = azure_config.conda_python_version(conda)
         return self
 
+    def declares_packages(self) -> bool:
+        """True when `pip`, `requirements` or `conda_file` is given (a no-code model then keeps its own out)."""
+        return any(v is not None for v in (self.pip, self.requirements_file, self.conda_file))
+
+    def use_model_requirements(self, lines: List[str], python: Optional[str]) -> None:
+        """Take a no-code model's own requirements (and Python version) when the deployment declares none."""
+        self._lines = list(lines)
+        if self.python is None and self._conda_python is None:
+            self._conda_python = python
+
     def requirements(self) -> List[str]:
         """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute)."""
         return list(self._lines)
@@ -309,7 +321,7 @@ class Deployment(_Strict):
     deployment_config: Optional[Path] = None
     models: List[ModelSpec] = []
     source_directory: Optional[Path] = Field(None, validate_default=True)
-    entry_script: str
+    entry_script: Optional[str] = Field(None, validate_default=True)
     environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
     resources: Resources = Field(default_factory=Resources)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
@@ -384,7 +396,12 @@ class Deployment(_Strict):
 
     @field_validator("entry_script")
     @classmethod
-    def _entry_script(cls, value: str, info: ValidationInfo) -> str:
+    def _entry_script(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None:
+            if info.data.get("models") == []:
+                # Only a deployment with a model can go without an entry script (core/nocode.py).
+                raise PydanticCustomError("missing", "Field required")
+            return None
         source = info.data.get("source_directory")
         if source is None:  # source_directory itself failed; that error is reported
             return value
@@ -402,16 +419,41 @@ class Deployment(_Strict):
             raise ValueError(f"model name {twice[0]!r} is used twice; give each model its own name")
         return value
 
+    # ---- no entry script: a built-in scorer serves the model (core/nocode.py) --------------------
+
+    _builtin: Optional[nocode.BuiltinScorer] = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _no_code(self) -> "Deployment":
+        """Without an entry_script, the one model must be one a built-in scorer serves."""
+        if self.entry_script is not None:
+            return self
+        if len(self.models) != 1:
+            raise ValueError(
+                "entry_script is required unless the deployment has exactly one model that mldeploy serves "
+                "itself (an MLflow model folder, or a model registered with framework ScikitLearn or Onnx)"
+            )
+        model = self.models[0]
+        self._builtin = nocode.detect(model.path, model.framework, model.framework_version, model.properties)
+        if not self.environment.declares_packages():
+            self.environment.use_model_requirements(self._builtin.requirements, self._builtin.python_version)
+        return self
+
+    @property
+    def builtin_scorer(self) -> Optional[nocode.BuiltinScorer]:
+        """How the model is served when there is no entry_script (None with an entry script)."""
+        return self._builtin
+
     @property
     def environment_variables(self) -> Dict[str, str]:
         """The deployment's own environment variables for the service (`environment.variables`)."""
         return dict(self.environment.variables)
 
     @property
-    def entry_script_path(self) -> Path:
-        """The entry script as an absolute path."""
+    def entry_script_path(self) -> Optional[Path]:
+        """The entry script as an absolute path (None for a no-code deployment)."""
         assert self.source_directory is not None
-        return self.source_directory / self.entry_script
+        return None if self.entry_script is None else self.source_directory / self.entry_script
 
 
 @dataclass

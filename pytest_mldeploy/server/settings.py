@@ -29,6 +29,7 @@ KEYS = (
     "MLDEPLOY_MAX_BODY_BYTES",
     "MLDEPLOY_AUTH_KEYS",
     "MLDEPLOY_RUN_INLINE",
+    "MLDEPLOY_SCORER",
 )
 
 
@@ -56,6 +57,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     auth_keys: tuple[str, ...] = field(default=(), repr=False)
     run_inline: bool = False
+    #: No entry script: the built-in scorer's description, relative to the app root (server/nocode/).
+    scorer_spec: Optional[str] = None
 
 
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -84,6 +87,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_body_bytes=_positive_int(values, "MLDEPLOY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         auth_keys=_csv(values.get("MLDEPLOY_AUTH_KEYS", "")),
         run_inline=str(values.get("MLDEPLOY_RUN_INLINE", "")).lower() in ("1", "true", "yes"),
+        scorer_spec=values.get("MLDEPLOY_SCORER") or None,
     )
 
 
