@@ -18,8 +18,9 @@ class Scorer:
     """One model served without an entry script.
 
     The server calls `init()` once (load the model, work out the schema), then per request
-    `translate(body)` (accepted alternative formats into the published one; may raise
-    InputRejected), validates the result against `input_schema()`, and calls `predict(body)`.
+    `translate(body)` (accepted alternative formats into the published one), validates the result
+    against `input_schema()`, turns it into the model's input with `prepare(body)` (these three on
+    the event loop: InputRejected is a 400) and calls `predict(prepared)` on the run thread.
     """
 
     #: A short name for logs: "MLflow model", "scikit-learn model", "ONNX model".
@@ -45,8 +46,12 @@ class Scorer:
         """`body` in the published format (other accepted formats are rewritten into it)."""
         return body
 
-    def predict(self, body: dict[str, Any]) -> Any:
-        """The JSON-ready prediction for a request that matches `input_schema()`."""
+    def prepare(self, body: dict[str, Any]) -> Any:
+        """The model's input for a request that matches `input_schema()`; InputRejected when it cannot be made."""
+        return body
+
+    def predict(self, prepared: Any) -> Any:
+        """The JSON-ready prediction for what `prepare()` made."""
         raise NotImplementedError
 
     def describe(self) -> str:

@@ -294,9 +294,12 @@ class MlflowScorer(Scorer):
             return frame
         return {**frame, "columns": names, "data": [[row[i] for i in order] for row in data]}
 
-    def predict(self, body: dict[str, Any]) -> Any:
-        model_input = self._model_input(body["input_data"])
-        return to_json(self._call(model_input, body.get("params")), "the prediction")
+    def prepare(self, body: dict[str, Any]) -> Any:
+        return self._model_input(body["input_data"]), body.get("params")
+
+    def predict(self, prepared: Any) -> Any:
+        model_input, params = prepared
+        return to_json(self._call(model_input, params), "the prediction")
 
     def _model_input(self, input_data: Any) -> Any:
         if self.columns is not None:

@@ -61,12 +61,15 @@ class OnnxScorer(Scorer):
             body["required"] = [name for name, _, _ in self.outputs]
         return body
 
-    def predict(self, body: dict[str, Any]) -> Any:
+    def prepare(self, body: dict[str, Any]) -> Any:
         feeds = {name: tensors.to_array(body[name], dtype, name) for name, _, dtype in self.inputs}
         for name, shape, _ in self.inputs:
             if feeds[name].ndim != len(shape):
                 raise InputRejected(f"Invalid value for {name!r}: expected {len(shape)} dimensions, got {feeds[name].ndim}")
-        results = self.session.run(None, feeds)
+        return feeds
+
+    def predict(self, prepared: Any) -> Any:
+        results = self.session.run(None, prepared)
         return {name: to_json(value, f"the ONNX graph's output {name!r}")
                 for (name, _, _), value in zip(self.outputs, results)}
 

@@ -94,12 +94,14 @@ class SklearnScorer(Scorer):
             return {"type": "array", "items": {"type": "number"}}
         return {"type": "array"}
 
-    def predict(self, body: dict[str, Any]) -> Any:
+    def prepare(self, body: dict[str, Any]) -> Any:
         data = tensors.to_array(body["data"], "float64", "data")
         if data.ndim != 2:
             raise InputRejected(f"Invalid value for 'data': expected rows of numbers (2 dimensions), got {data.ndim}")
-        result = getattr(self.model, self.method)(data)
-        return to_json(result, f"{self.method}()'s result")
+        return data
+
+    def predict(self, prepared: Any) -> Any:
+        return to_json(getattr(self.model, self.method)(prepared), f"{self.method}()'s result")
 
     def describe(self) -> str:
         return f"scikit-learn model {self.model_path} ({type(self.model).__name__}.{self.method})"
