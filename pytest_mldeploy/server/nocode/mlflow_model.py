@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import logging
 import warnings
 from typing import Any, Optional
@@ -355,6 +356,8 @@ def _frame(rows: list[list[Any]], columns: list[tuple[str, str]]) -> Any:
                 frame[name] = frame[name].astype(dtype)
         except (ValueError, TypeError, OverflowError) as exc:
             raise InputRejected(f"Invalid value in column {name!r}: cannot be read as {dtype} ({exc})") from None
+        if dtype in ("float32", "float16") and not frame[name].map(math.isfinite).all():
+            raise InputRejected(f"Invalid value in column {name!r}: a number is beyond {dtype}'s range")
     return frame
 
 
