@@ -62,18 +62,25 @@ class Scorer:
 def to_json(value: Any, where: str = "the prediction") -> Any:
     """numpy/pandas results as plain JSON values (DataFrames as records, as Azure's MLflow scorer does).
 
-    NaN and infinities are refused with a ScorerError-free ValueError naming where they are: strict
-    JSON cannot carry them, and a client would otherwise get a 500 without a reason.
+    NaN, infinities and other values JSON cannot carry are refused with a one-line ValueError
+    naming where they are (the log then says why the request got its 500).
     """
+    try:
+        return _to_json(value, where)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _to_json(value: Any, where: str) -> Any:
     module = type(value).__module__
     if module.startswith("pandas"):
         if hasattr(value, "to_dict") and hasattr(value, "columns"):
-            return to_json(value.to_dict(orient="records"), where)
+            return _to_json(value.to_dict(orient="records"), where)
         if hasattr(value, "tolist"):
-            return to_json(value.tolist(), where)
+            return _to_json(value.tolist(), where)
     if module == "numpy":
         if hasattr(value, "tolist"):
-            return to_json(value.tolist(), where)
+            return _to_json(value.tolist(), where)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{where} holds {value!r}, which JSON cannot carry (strict JSON has no NaN or Infinity)")
@@ -83,12 +90,12 @@ def to_json(value: Any, where: str = "the prediction") -> Any:
     if isinstance(value, bytes):
         raise ValueError(f"{where} holds bytes, which JSON cannot carry")
     if isinstance(value, dict):
-        return {_key(k): to_json(v, where) for k, v in value.items()}
+        return {_key(k): _to_json(v, where) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json(v, where) for v in value]
+        return [_to_json(v, where) for v in value]
     item = getattr(value, "item", None)
     if callable(item):
-        return to_json(item(), where)
+        return _to_json(item(), where)
     raise ValueError(f"{where} holds a {type(value).__name__}, which is not JSON")
 
 

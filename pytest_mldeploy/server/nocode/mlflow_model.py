@@ -72,7 +72,7 @@ class MlflowScorer(Scorer):
 
     @property
     def where(self) -> str:
-        return f"MLflow model {self.model_path.name}"
+        return f"MLflow model {'/'.join(self.model_path.parts[-3:])}"
 
     # ---- start ----------------------------------------------------------------------------------
 
