@@ -95,16 +95,10 @@ def test_no_code_deployments_pass_on_the_docker_target(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("nocode-mlflow-badsig", "*its signature does not fit the model*X has 3 features*"),
-        ("nocode-sklearn-oldpickle", "*old.pkl was pickled with scikit-learn 0.24.2 but the service has 1.9.1*"),
-        ("nocode-onnx-nan", "*the ONNX graph's output 'y' holds nan, which JSON cannot carry*"),
-    ],
-)
-def test_planted_faults_fail_with_their_reason_on_docker(pytester: pytest.Pytester, name: str, reason: str) -> None:
-    project = copy_project(pytester, PROJECTS / name)
+def test_a_planted_fault_fails_with_its_reason_on_docker(pytester: pytest.Pytester) -> None:
+    # One fault on Docker (the smallest image); the start failures of the other two are the
+    # server's exit code 3, which the Docker target reports like any init() failure (test_docker_target).
+    project = copy_project(pytester, PROJECTS / "nocode-onnx-nan")
     result = run(pytester, project, "--mldeploy-target", "docker", *QUICK, "-p", "no:randomly")
-    assert result.parseoutcomes().get("failed"), result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines([reason])
+    assert result.parseoutcomes().get("failed") == 2, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*the ONNX graph's output 'y' holds nan, which JSON cannot carry*"])
