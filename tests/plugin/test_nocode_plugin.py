@@ -31,13 +31,14 @@ def run(pytester: pytest.Pytester, project: Path, *args: str) -> pytest.RunResul
         (EXAMPLES / "mlflow-diabetes", 9, "*mlflow-diabetes*process*Healthy*5/5 passed*"),  # 5 checks + 4 tests
         (EXAMPLES / "onnx-iris", 8, "*iris*process*Healthy*5/5 passed*"),  # 5 checks + 3 tests
         (PROJECTS / "nocode-mlflow-pyfunc", 4, "*nocode-pyfunc*process*Healthy*4/5 passed, 1 skipped*"),  # no samples file
+        (PROJECTS / "nocode-mlflow-mixed", 4, "*nocode-mixed*process*Healthy*4/5 passed, 1 skipped*"),
     ],
-    ids=["mlflow-example", "onnx-example", "mlflow-pyfunc"],
+    ids=["mlflow-example", "onnx-example", "mlflow-pyfunc", "mlflow-mixed-columns"],
 )
 def test_no_code_deployments_pass_on_the_process_target(pytester: pytest.Pytester, source: Path, passed: int, row: str) -> None:
     project = copy_project(pytester, source)
     result = run(pytester, project, "--mldeploy-target", "process", *QUICK)
-    result.assert_outcomes(passed=passed, skipped=1 if source.name == "nocode-mlflow-pyfunc" else 0, deselected=1)
+    result.assert_outcomes(passed=passed, skipped=0 if source.parent == EXAMPLES else 1, deselected=1)
     result.stdout.fnmatch_lines(["*= mldeploy =*", row])
 
 

@@ -95,6 +95,27 @@ def test_mlflow_signature_with_tensors_and_params(tmp_path: Path) -> None:
         scorer.prepare({"input_data": [[1e39, 0, 0]]})
 
 
+def test_mlflow_columns_of_mixed_types_are_published_as_row_objects(tmp_path: Path) -> None:
+    spec = {"loader": "pyfunc", "inputs": [{"type": "double", "name": "x"}, {"type": "string", "name": "city"},
+                                           {"type": "long", "name": "n"}]}
+    scorer = MlflowScorer(tmp_path, spec)
+    scorer.example = {"input_data": [{"x": 0.0, "city": "", "n": 0}]}
+    frame = scorer.input_schema()["properties"]["input_data"]
+    assert frame["items"]["required"] == ["x", "city", "n"]
+    assert frame["items"]["properties"]["city"] == {"type": "string"}
+    assert frame["items"]["properties"]["n"]["type"] == "integer"
+    records = [{"x": 1.5, "city": "Oslo", "n": 3}]
+    for body in ({"input_data": {"columns": ["x", "city", "n"], "data": [[1.5, "Oslo", 3]]}},
+                 {"input_data": {"columns": ["n", "x", "city"], "data": [[3, 1.5, "Oslo"]]}},
+                 {"dataframe_split": {"columns": ["x", "city", "n"], "data": [[1.5, "Oslo", 3]]}},
+                 {"dataframe_records": records}, {"inputs": {"x": [1.5], "city": ["Oslo"], "n": [3]}}):
+        assert scorer.translate(body) == {"input_data": records}, body
+    model_input, _ = scorer.prepare({"input_data": records})
+    assert [str(t) for t in model_input.dtypes] == ["float64", "object", "int64"]
+    with pytest.raises(InputRejected, match="columns must be"):
+        scorer.translate({"input_data": {"columns": ["x", "city"], "data": [[1.5, "Oslo"]]}})
+
+
 def test_signature_that_disagrees_with_the_model_stops_the_start() -> None:
     model = PROJECTS / "nocode-mlflow-badsig" / "model"
     scorer = MlflowScorer(model, core_nocode.detect(model).spec("model"))

@@ -43,6 +43,7 @@ class MlflowScorer(Scorer):
         self.columns: Optional[list[tuple[str, str]]] = None
         self.tensors: Optional[list[tuple[Optional[str], list[Optional[int]], str]]] = None
         self.params: list[dict[str, Any]] = list(spec.get("params") or [])
+        self.as_records = False
         self._read_signature(spec.get("inputs"))
 
     # ---- signature ------------------------------------------------------------------------------
@@ -69,6 +70,10 @@ class MlflowScorer(Scorer):
                 raise ScorerError(f"{self.where}: signature input {item.get('name', index)!r} has type "
                                   f"{item.get('type')!r}, which this server cannot read from JSON; deploy with an entry script")
             self.columns.append((str(item["name"]) if item.get("name") is not None else str(index), dtype))
+        kinds = {tensors.leaf_schema(dtype)["type"] for _, dtype in self.columns}
+        # JSON Schema draft 4 cannot type an array position by position: columns of different JSON
+        # types are published (and validated) as row objects, each column typed by name.
+        self.as_records = len(kinds) > 1
 
     @property
     def where(self) -> str:
@@ -79,6 +84,8 @@ class MlflowScorer(Scorer):
     def init(self) -> None:
         self.model = self._load()
         example = self._example_input()
+        if self.columns is not None and self.as_records and isinstance(example, dict):
+            example = self._records(example)
         self.example = {"input_data": example}
         if self.params:
             self.example["params"] = {p["name"]: p["default"] for p in self.params if p.get("default") is not None}
@@ -194,14 +201,16 @@ class MlflowScorer(Scorer):
         return body
 
     def _input_data_schema(self) -> dict[str, Any]:
+        if self.columns is not None and self.as_records:
+            return {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "properties": {name: tensors.leaf_schema(dtype) for name, dtype in self.columns},
+                          "required": [name for name, _ in self.columns]},
+            }
         if self.columns is not None:
             names = [name for name, _ in self.columns]
-            kinds = {json.dumps(tensors.leaf_schema(dtype), sort_keys=True) for _, dtype in self.columns}
-            if len(kinds) == 1:
-                cell = tensors.leaf_schema(self.columns[0][1])
-            else:
-                # JSON Schema draft 4 cannot type an array position by position: the union of the column types.
-                cell = {"type": sorted({tensors.leaf_schema(dtype)["type"] for _, dtype in self.columns})}
+            cell = tensors.leaf_schema(self.columns[0][1])
             row = {"type": "array", "items": cell, "minItems": len(names), "maxItems": len(names)}
             return {
                 "type": "object",
@@ -244,6 +253,12 @@ class MlflowScorer(Scorer):
     # ---- per request ----------------------------------------------------------------------------
 
     def translate(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = self._published_format(body)
+        if self.columns is not None and self.as_records and "input_data" in body:
+            body["input_data"] = self._records(body["input_data"])
+        return body
+
+    def _published_format(self, body: dict[str, Any]) -> dict[str, Any]:
         if "input_data" in body:
             if self.columns is not None:
                 return {**body, "input_data": self._reordered(body["input_data"])}
@@ -268,6 +283,8 @@ class MlflowScorer(Scorer):
         if key == "dataframe_split":
             return self._reordered(value)
         if _is_row_objects(value):
+            if self.as_records:
+                return value
             return {"columns": names, "data": [[_cell(row, name, i, key) for name in names] for i, row in enumerate(value)]}
         if isinstance(value, dict) and key in ("inputs", "instances"):
             missing = [name for name in names if name not in value]
@@ -298,11 +315,25 @@ class MlflowScorer(Scorer):
     def prepare(self, body: dict[str, Any]) -> Any:
         return self._model_input(body["input_data"]), body.get("params")
 
+    def _records(self, frame: Any) -> Any:
+        """A split frame (Azure's form) as the row objects published for mixed-type columns."""
+        if not isinstance(frame, dict):
+            return frame
+        names = [name for name, _ in self.columns or []]
+        if frame.get("columns") != names:
+            raise InputRejected(f"Invalid value for the 'input_data' parameter: columns must be {names}")
+        data = frame.get("data")
+        if not isinstance(data, list) or not all(isinstance(row, list) and len(row) == len(names) for row in data):
+            raise InputRejected(f"Invalid value for the 'input_data' parameter: data must be rows of {len(names)} values")
+        return [dict(zip(names, row)) for row in data]
+
     def predict(self, prepared: Any) -> Any:
         model_input, params = prepared
         return to_json(self._call(model_input, params), "the prediction")
 
     def _model_input(self, input_data: Any) -> Any:
+        if self.columns is not None and self.as_records:
+            return _frame([[row[name] for name, _ in self.columns] for row in input_data], self.columns)
         if self.columns is not None:
             return _frame(input_data["data"], self.columns)
         if self.tensors is not None:
