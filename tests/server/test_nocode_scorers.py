@@ -188,3 +188,13 @@ def test_load_scorer_reads_the_description(tmp_path: Path) -> None:
     (tmp_path / "spec.json").write_text(json.dumps({"scorer": "keras", "model": "m"}))
     with pytest.raises(ScorerError, match="needs 'scorer' \\(one of mlflow, sklearn, onnx\\)"):
         load_scorer(tmp_path, "spec.json")
+
+
+def test_own_loader_predicts_what_mlflow_pyfunc_predicts(mlflow_scorer) -> None:
+    mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
+    import pandas as pd
+
+    frame = pd.DataFrame(EXAMPLE["data"], columns=COLUMNS)
+    expected = mlflow_pyfunc.load_model(str(MLFLOW_MODEL)).predict(frame)
+    ours = _predict(mlflow_scorer, {"input_data": EXAMPLE})
+    assert ours == [float(v) for v in expected]
