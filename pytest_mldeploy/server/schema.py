@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 REQUEST_HEADERS = "request_headers"
+#: Marks, in the served ServiceInput, a parameter declared with convert_to_provided_type=False:
+#: the server passes it to run() as sent, unchecked (as Azure's server does).
+UNCHECKED = "x-mldeploy-unchecked"
 _DECORATORS_MODULE = "inference_schema.schema_decorators"
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl
 
 from . import amlhttp, nocode, schema, shims, validation
+from .schema import UNCHECKED
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")
@@ -149,7 +150,7 @@ class UserScript:
         if dropped:
             log.warning("ServiceInput keywords left out of the swagger document because the server does not "
                         "enforce them: %s", ", ".join(dropped))
-        self._input_schema = body
+        self._input_schema = _mark_unchecked(body, self.run_schema)
         self._validator = validation.compile_schema(_enforced_part(body, self.run_schema))
 
     def _load_builtin(self) -> None:
@@ -348,13 +349,30 @@ def _dumps(value: Any) -> str:
         raise BadRequest(400, "The query could not be decoded as JSON: it is nested too deeply") from None
 
 
+def _raw_params(run_schema: schema.RunSchema) -> list[str]:
+    return [name for name, declared in run_schema.params.items() if not declared.convert]
+
+
+def _mark_unchecked(body: dict[str, Any], run_schema: schema.RunSchema) -> dict[str, Any]:
+    """The published body schema, with `x-mldeploy-unchecked: true` on each parameter the server passes on raw.
+
+    The checks read the mark: a bad value there that run() tolerates is the script's choice, not a
+    request the server wrongly accepted.
+    """
+    raw = _raw_params(run_schema)
+    if not raw:
+        return body
+    properties = {name: ({**sub, UNCHECKED: True} if name in raw else sub) for name, sub in body.get("properties", {}).items()}
+    return {**body, "properties": properties}
+
+
 def _enforced_part(body: dict[str, Any], run_schema: schema.RunSchema) -> dict[str, Any]:
     """The published body schema, less the parameters declared with `convert_to_provided_type=False`.
 
     Those reach run() raw, as on Azure: run() owns their checking, and the robustness check holds it
     to the published schema (a script that trusts them fails it, as it would fail in production).
     """
-    raw = [name for name, declared in run_schema.params.items() if not declared.convert]
+    raw = _raw_params(run_schema)
     if not raw:
         return body
     properties = {name: ({} if name in raw else sub) for name, sub in body.get("properties", {}).items()}

@@ -1,6 +1,7 @@
 """The process target: the scoring server as a local process, for machines without Docker.
 
-The app is laid out in a temporary directory exactly as in an image, and
+The app is laid out in a temporary directory exactly as in an image (removed when the service
+stops, with the server's log unless the caller gave the log a place of its own), and
 `python -m pytest_mldeploy.server` serves it on a free 127.0.0.1 port, from the current
 interpreter when it already satisfies the deployment's requirements, else from a cached virtual
 environment. CPU and memory limits are NOT enforced here (a plain process has none); `pid` lets
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, StateReading, reading_from_exit, tail_lines
@@ -128,6 +129,24 @@ class ProcessTarget(Target):
 
     name = "process"
 
+    def __init__(self, notice: Optional[Callable[[str], None]] = print) -> None:
+        super().__init__()
+        self.notice = notice
+
+    def _say(self, deployment: Any) -> None:
+        """What the user should know before this deployment runs here: conda packages left out, another Python."""
+        if self.notice is None:
+            return
+        environment = getattr(deployment, "environment", None)
+        lines = list(getattr(environment, "notices", lambda: [])())
+        pin = getattr(environment, "python_pin", lambda: None)()
+        here = "%d.%d" % sys.version_info[:2]
+        if pin is not None and pin.version != here:
+            lines.append(f"deployment {deployment.name}: {pin.source} asks for Python {pin.version}; the process target "
+                         f"runs Python {here} ({sys.executable})")
+        for line in lines:
+            self.notice(f"mldeploy: {line}")
+
     def available(self) -> bool:
         self.unavailable_reason = None
         return True
@@ -143,10 +162,14 @@ class ProcessTarget(Target):
         name: Optional[str] = None,
         wait: bool = True,
         keep: bool = False,
+        log_path: Optional[Path] = None,
     ) -> Service:
+        """See `Target.deploy`; `log_path` is where the server's output goes (appended), kept after
+        the service stops; by default a file in the service's temporary directory, removed with it."""
         from pytest_mldeploy.core.layout import lay_out_app
 
         service_name = name or deployment.name
+        self._say(deployment)
         registry = registry or Registry.for_project(project)
         models = register_models(deployment, registry)
         workdir = Path(tempfile.mkdtemp(prefix=f"mldeploy-{service_name}-"))
@@ -155,8 +178,9 @@ class ProcessTarget(Target):
             python = _interpreter_for(deployment)
             keys = make_keys(deployment)
             env = _server_env(layout.server_env(), keys)
-            host_port = port or getattr(deployment, "port", None) or free_port()
-            log_path = workdir / "server.log"
+            host_port = port or free_port()  # the deployment's own `port` is for serve/deploy only
+            log_path = Path(log_path) if log_path else workdir / "server.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "ab")
             process = subprocess.Popen(
                 [python, "-m", "pytest_mldeploy.server", "--host", "127.0.0.1", "--port", str(host_port)],
