@@ -174,7 +174,7 @@ def _mlflow_requirements(folder: Path, pyfunc: Dict[str, Any], data: Dict[str, A
     `mlflow-skinny` at the same version (what Azure's MLflow images install). pandas is added
     when missing: the scorer reads column signatures into a DataFrame.
     """
-    from pytest_mldeploy.core import azure_config
+    from pytest_mldeploy.core import azure_config, conda
     from pytest_mldeploy.core.config import read_requirements
 
     lines: List[str] = []
@@ -184,8 +184,8 @@ def _mlflow_requirements(folder: Path, pyfunc: Dict[str, Any], data: Dict[str, A
     if txt.is_file():
         lines = read_requirements(txt)
     elif conda_name and (folder / conda_name).is_file():
-        conda = azure_config.read_conda_file(folder / conda_name, f"{folder.name}/{conda_name}")
-        lines = azure_config.conda_pip_requirements(conda)
+        environment = azure_config.read_conda_file(folder / conda_name, f"{folder.name}/{conda_name}")
+        lines = list(conda.from_conda(environment).requirements)
     out: List[str] = []
     names = set()
     for line in lines:

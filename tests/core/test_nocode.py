@@ -108,6 +108,8 @@ def test_config_without_entry_script_takes_the_models_requirements(tmp_path: Pat
     assert deployment.builtin_scorer is not None and deployment.builtin_scorer.scorer == "mlflow"
     assert "scikit-learn==1.9.1" in deployment.environment.requirements()
     assert deployment.environment.python_version() == "3.11"
+    pin = deployment.environment.python_pin()
+    assert pin is not None and not pin.strict and pin.source == "model/MLmodel (python_version)"
 
 
 def test_config_keeps_a_declared_environment(tmp_path: Path) -> None:
