@@ -200,7 +200,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     result = profile_deployment(project, deployment, args.target, out, progress=_say)
     print(summarize(result))
     for gate in result.gates:
-        print(f"gate {'passed' if gate.passed else 'FAILED'}: {gate.message}")
+        print(f"gate {gate.status}: {gate.message}")
     print(f"profile_json: {result.json_path}")
     print(f"profile_html: {result.html_path}")
     return 0 if result.gates_passed else 1

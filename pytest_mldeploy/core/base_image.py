@@ -165,14 +165,11 @@ def ensure_base_image(
     if pulled is None:
         return describe_base_image(client.images.get(tag), tag, client=client)
     if tag == DEFAULT_BASE_IMAGE:
-        try:
-            image = client.images.get(LOCAL_BASE_TAG)
-        except docker.errors.ImageNotFound:
-            raise BuildError(f"{missing_base_message(tag)} (pull failed: {pulled})") from None
         if progress and tag not in _FALLBACK_NOTICED:  # once per run, not once per deployment built
             _FALLBACK_NOTICED.add(tag)
-            progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}")
-        return describe_base_image(image, LOCAL_BASE_TAG, client=client)
+            progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}"
+                     " (built from Debian packages the first time, about a minute)")
+        return ensure_offline_base(LOCAL_BASE_TAG, client=client, progress=progress)[0]
     raise BuildError(f"{missing_base_message(tag)} (pull failed: {pulled})")
 
 

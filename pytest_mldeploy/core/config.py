@@ -410,7 +410,7 @@ class ProfileSpec(_Strict):
     @field_validator("requests")
     @classmethod
     def _requests_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
-        return None if value is None else _resolve_path(value, info, "file")
+        return None if value is None else _resolve_path(value, info, "file or folder")
 
 
 class Gates(_Strict):

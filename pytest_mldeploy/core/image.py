@@ -32,6 +32,7 @@ from .base_image import (
     BaseImage,
     missing_base_message,
     ensure_base_image,
+    ensure_offline_base,
     find_or_pull,
     is_azure_curated,
     offline_base,
@@ -156,6 +157,11 @@ def choose_base(deployment, project, base_image: Optional[str] = None, *, client
         check_python_pin(deployment, found, f"base image {wanted}", say)
         return found
     offline = offline_base(client=client)
+    if offline is None and not (pin and pin.strict):
+        # An air-gapped host on its first run: bootstrap the offline base rather than stop.
+        say(f"base image {wanted} cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} is missing: "
+            "building it from Debian packages (about a minute, once)")
+        offline = ensure_offline_base(LOCAL_BASE_TAG, client=client, progress=progress)[0]
     if pin is None or pin.version == DEFAULT_PYTHON and (offline is None or offline.python_version == pin.version):
         if offline is None:
             raise BuildError(f"{missing_base_message(wanted)} (pull failed: {reason})")
