@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from pytest_mldeploy.core import azure_config
+from pytest_mldeploy.core import azure_config, nocode
 from pytest_mldeploy.core import conda as conda_env
 from pytest_mldeploy.core.base_image import is_azure_curated
 from pytest_mldeploy.errors import ConfigError
@@ -53,6 +54,7 @@ RESERVED_VARIABLES = {
     "WORKER_COUNT": "workers",
     "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
     "MLDEPLOY_AUTH_KEYS": "auth.keys",
+    "MLDEPLOY_SCORER": "the model, when there is no entry_script",
 }
 
 
@@ -230,6 +232,8 @@ class EnvironmentSpec(_Strict):
     _lines: List[str] = PrivateAttr(default_factory=list)
     _conda: Optional[conda_env.CondaEnvironment] = PrivateAttr(default=None)
     _conda_where: str = PrivateAttr(default="")
+    #: A no-code model's own Python (version, where it says so), when the deployment declares no packages.
+    _model_python: Optional[Tuple[str, str]] = PrivateAttr(default=None)
 
     @field_validator("requirements_file", "conda_file")
     @classmethod
@@ -289,6 +293,15 @@ class EnvironmentSpec(_Strict):
             self._lines = list(self._conda.requirements)
         return self
 
+    def declares_packages(self) -> bool:
+        """True when `pip`, `requirements`, `conda_file` or `conda` is given (a no-code model then keeps its own out)."""
+        return any(v is not None for v in (self.pip, self.requirements_file, self.conda_file, self.conda))
+
+    def use_model_requirements(self, lines: List[str], python: Optional[str], source: str = "the model") -> None:
+        """Take a no-code model's own requirements, and its Python as a wish, when the deployment declares none."""
+        self._lines = list(lines)
+        self._model_python = (python, source) if python else None
+
     def requirements(self) -> List[str]:
         """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute).
 
@@ -298,7 +311,8 @@ class EnvironmentSpec(_Strict):
 
     def python_version(self) -> Optional[str]:
         """`X.Y` from `python:`, else from a conda environment's `python=X.Y`, else None (the base image's)."""
-        return self.python or (self._conda.python if self._conda else None)
+        model = self._model_python[0] if self._model_python else None
+        return self.python or (self._conda.python if self._conda else None) or model
 
     def python_pin(self) -> Optional[PythonPin]:
         """The Python asked for and by whom, or None: `environment.python` is strict, a conda `python=` is a wish."""
@@ -306,6 +320,8 @@ class EnvironmentSpec(_Strict):
             return PythonPin(self.python, "environment.python", strict=True)
         if self._conda is not None and self._conda.python:
             return PythonPin(self._conda.python, f"{self._conda_where} ({self._conda.python_spec})", strict=False)
+        if self._model_python is not None:
+            return PythonPin(self._model_python[0], self._model_python[1], strict=False)
         return None
 
     def notices(self) -> List[str]:
@@ -437,7 +453,7 @@ class Deployment(_Strict):
     deployment_config: Optional[Path] = None
     models: List[ModelSpec] = []
     source_directory: Optional[Path] = Field(None, validate_default=True)
-    entry_script: str
+    entry_script: Optional[str] = Field(None, validate_default=True)
     environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
     resources: Resources = Field(default_factory=Resources)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
@@ -524,7 +540,12 @@ class Deployment(_Strict):
 
     @field_validator("entry_script")
     @classmethod
-    def _entry_script(cls, value: str, info: ValidationInfo) -> str:
+    def _entry_script(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None:
+            if info.data.get("models") == []:
+                # Only a deployment with a model can go without an entry script (core/nocode.py).
+                raise PydanticCustomError("missing", "Field required")
+            return None
         source = info.data.get("source_directory")
         if source is None:  # source_directory itself failed; that error is reported
             return value
@@ -542,6 +563,34 @@ class Deployment(_Strict):
             raise ValueError(f"model name {twice[0]!r} is used twice; give each model its own name")
         return value
 
+    # ---- no entry script: a built-in scorer serves the model (core/nocode.py) --------------------
+
+    _builtin: Optional[nocode.BuiltinScorer] = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _no_code(self) -> "Deployment":
+        """Without an entry_script, the one model must be one a built-in scorer serves."""
+        if self.entry_script is not None:
+            return self
+        if len(self.models) != 1:
+            raise ValueError(
+                "entry_script is required unless the deployment has exactly one model that mldeploy serves "
+                "itself (an MLflow model folder, or a model registered with framework ScikitLearn or Onnx)"
+            )
+        model = self.models[0]
+        self._builtin = nocode.detect(model.path, model.framework, model.framework_version, model.properties)
+        if not self.environment.declares_packages():
+            self.environment.use_model_requirements(
+                self._builtin.requirements, self._builtin.python_version,
+                f"{model.path.name}/{nocode.MLMODEL} (python_version)",
+            )
+        return self
+
+    @property
+    def builtin_scorer(self) -> Optional[nocode.BuiltinScorer]:
+        """How the model is served when there is no entry_script (None with an entry script)."""
+        return self._builtin
+
     @property
     def base_image_source(self) -> Optional[str]:
         """Who chose `base_image` (`MLDEPLOY_BASE_IMAGE`, `base_image`, `deployments.NAME.base_image`), None for the default."""
@@ -553,10 +602,10 @@ class Deployment(_Strict):
         return dict(self.environment.variables)
 
     @property
-    def entry_script_path(self) -> Path:
-        """The entry script as an absolute path."""
+    def entry_script_path(self) -> Optional[Path]:
+        """The entry script as an absolute path (None for a no-code deployment)."""
         assert self.source_directory is not None
-        return self.source_directory / self.entry_script
+        return None if self.entry_script is None else self.source_directory / self.entry_script
 
 
 @dataclass
