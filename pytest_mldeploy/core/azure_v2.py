@@ -484,7 +484,7 @@ def _check_registered(name: str, version: Optional[int], registry_dir: Optional[
         version_flag = f" --version {version}" if version is not None else ""
         raise ConfigError(
             f"{shown}: model: azureml:{wanted} is not in the local registry {registry_dir}; "
-            f"register it with `mldeploy models register --registry {registry_dir} --name {name}{version_flag} PATH`"
+            f"register it with `mldeploy models --registry {registry_dir} register --name {name}{version_flag} --path PATH`"
         ) from None
 
 
