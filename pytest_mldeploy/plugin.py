@@ -217,6 +217,8 @@ def _deployment_line(path: Path, name: str) -> int:
     except (OSError, UnicodeDecodeError):
         return 0
     keys = (f"{name}:", f'"{name}":', f"'{name}':")
+    if path.name not in CONFIG_NAMES:  # an Azure ML v2 deployment file: point at its `name:`
+        return next((n for n, text in enumerate(lines) if text.startswith("name:")), 0)
     indent: Optional[int] = None
     inside = False
     for number, text in enumerate(lines):
