@@ -236,12 +236,20 @@ def cmd_models(args: argparse.Namespace) -> int:
         registry.delete(args.name, args.version)
         print(f"deleted: {args.name}{':' + str(args.version) if args.version else ' (all versions)'}")
         return 0
+    if args.models_command == "gc":
+        result = registry.gc()
+        print(f"removed {len(result.removed_objects)} unreferenced object(s) ({result.freed_bytes} B) "
+              f"and {result.removed_temp} leftover temp file(s) from {registry.root}")
+        for sha in result.removed_objects:
+            print(f"  sha256:{sha}")
+        return 0
     models = registry.list(name=args.name, tags=args.tag or None)
     if args.json:
         print(json.dumps([_model_dict(m) for m in models], indent=2))
         return 0
     if not models:
-        print(f"no models registered in {registry.root}")
+        what = f"no model {args.name!r}" if args.name else "no models"
+        print(f"{what}{' with those tags' if args.tag else ''} registered in {registry.root}")
     for m in models:
         tags = ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
         print(f"{m.name}:{m.version}  {m.filename}  {m.size} B  sha256:{m.sha256[:12]}  {m.created_at}  {tags}")
@@ -348,22 +356,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")
     p.add_argument("--registry", metavar="DIR", help="this registry folder instead of the project's (e.g. for azureml:NAME:VERSION references)")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
-    lp = msub.add_parser("list", help="list registered models")
+
+    def action(name: str, help_: str) -> argparse.ArgumentParser:
+        # --config after the action too (`models list --config X`); SUPPRESS keeps one given before it.
+        a = msub.add_parser(name, help=help_, description=help_)
+        a.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                       help="mldeploy.yaml (default: searched upward from here)")
+        return a
+
+    lp = action("list", "list registered models")
     lp.add_argument("--name")
     lp.add_argument("--tag", action="append", help="KEY or KEY=VALUE (repeatable)")
     lp.add_argument("--json", action="store_true")
-    rp = msub.add_parser("register", help="register the models a deployment declares, or one file or folder (--name, --path)")
+    rp = action("register", "register the models a deployment declares, or one file or folder (--name, --path)")
     rp.add_argument("deployment", nargs="?")
     rp.add_argument("--name", help="with --path: the model's name")
     rp.add_argument("--path", metavar="PATH", help="register this model file or folder (with --name)")
     rp.add_argument("--version", type=int, metavar="N", help="with --path: exactly this version (default: the next)")
-    dp = msub.add_parser("download", help="copy a model version out of the registry")
+    dp = action("download", "copy a model version out of the registry")
     dp.add_argument("name")
     dp.add_argument("version", type=int)
     dp.add_argument("--out", default=".")
-    xp = msub.add_parser("delete", help="delete a model version (or every version)")
+    xp = action("delete", "delete a model version (or every version)")
     xp.add_argument("name")
     xp.add_argument("version", type=int, nargs="?")
+    action("gc", "remove stored content no registered version names (left by a crash), and dead temp files")
     p.set_defaults(name=None, tag=None, json=False, path=None, version=None, deployment=None)
     return parser
 

@@ -164,3 +164,47 @@ def test_deploy_logs_delete_on_the_docker_target(project: Path) -> None:
     assert "deleted: diabetes (docker)" in deleted.stdout
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(container.id)
+
+
+# ---- `mldeploy models` (issue #9, hole 10) --------------------------------------------------------------
+
+
+def test_models_actions_take_config_before_or_after_the_action(project: Path, tmp_path: Path) -> None:
+    config = str(project / "mldeploy.yaml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    registered = mldeploy("models", "register", "--config", config, cwd=elsewhere)
+    assert registered.returncode == 0, registered.stderr
+    for args in (("models", "list", "--config", config), ("models", "--config", config, "list"),
+                 ("models", "list", "--json", "--config", config)):
+        listed = mldeploy(*args, cwd=elsewhere)
+        assert listed.returncode == 0, (args, listed.stderr)
+        assert "sklearn_regression_model" in listed.stdout, args
+
+
+def test_models_list_refuses_a_name_that_could_escape(project: Path) -> None:
+    result = mldeploy("models", "list", "--name", "../x", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("mldeploy: error: model name '../x' is refused: use letters, digits, '.', '_' "
+                                     "and '-', starting with a letter or digit")
+    assert "no models registered" not in result.stdout
+    nothing = mldeploy("models", "list", "--name", "nope", cwd=project)
+    assert nothing.returncode == 0 and nothing.stdout.startswith("no model 'nope' registered in ")
+
+
+def test_models_gc_removes_orphaned_content(project: Path) -> None:
+    assert mldeploy("models", "register", cwd=project).returncode == 0
+    objects = project / ".mldeploy" / "objects"
+    orphan = objects / ("ab" * 32)
+    orphan.write_bytes(b"left by a writer killed before its index write")
+    result = mldeploy("models", "gc", "--config", str(project), cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("removed 1 unreferenced object(s) (46 B) and 0 leftover temp file(s) from ")
+    assert not orphan.exists() and len(list(objects.iterdir())) == 1
+
+
+def test_a_config_with_invalid_utf8_is_one_line_and_exit_2(project: Path) -> None:
+    (project / "mldeploy.yaml").write_bytes(b"deployments:\n  diabetes:\n    entry_script: \xc3(score.py\n")
+    result = mldeploy("models", "list", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr == "mldeploy: error: mldeploy.yaml: line 3, column 19: not valid UTF-8 (byte 0xc3); save the file as UTF-8\n"

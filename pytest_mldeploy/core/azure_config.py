@@ -137,8 +137,10 @@ class DeploymentConfigFile(_AzureModel):
 
 def read_json(path: Path, shown: str) -> Any:
     """Parse a JSON file, turning read and syntax errors into `ConfigError` naming the file and line."""
+    from pytest_mldeploy.core.config import decode_utf8
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(decode_utf8(path.read_bytes(), shown))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{shown}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
     except OSError as exc:
@@ -266,8 +268,10 @@ def translate_deployment_config(path: Path, shown: str) -> Dict[str, Any]:
 
 def read_conda_file(path: Path, shown: str) -> Dict[str, Any]:
     """Load a conda environment YAML file as a mapping, naming the file and line on errors."""
+    from pytest_mldeploy.core.config import decode_utf8
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(decode_utf8(path.read_bytes(), shown))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

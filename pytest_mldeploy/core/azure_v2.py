@@ -246,6 +246,8 @@ class Translation:
     endpoint_name: str
     endpoint_file: Optional[Path] = None
     notices: List[str] = field(default_factory=list)
+    paths: List["tuple[str, str, Path]"] = field(default_factory=list)
+    """(key, as written, absolute) of every local path the file names, for the project's path checks."""
 
 
 # ---- recognising the files -----------------------------------------------------------------------
@@ -406,7 +408,13 @@ def translate_online_deployment(path: Path, shown: str, *, registry_dir: Optiona
         keys["auth"] = {"enabled": True}
         if endpoint.traffic:
             keys["traffic_percent"] = int(endpoint.traffic.get(data.name, 0))
-    return Translation(keys=keys, name=data.name, endpoint_name=data.endpoint_name, endpoint_file=endpoint_file, notices=notices)
+    paths = [("code_configuration.code", code.code or ".", source)]
+    if data.model is not None and data.model.path and keys["models"] and keys["models"][0].get("path"):
+        paths.append(("model.path", data.model.path, Path(keys["models"][0]["path"])))
+    if environment.get("conda_file") and data.environment is not None and isinstance(data.environment.conda_file, str):
+        paths.append(("environment.conda_file", data.environment.conda_file, Path(environment["conda_file"])))
+    return Translation(keys=keys, name=data.name, endpoint_name=data.endpoint_name, endpoint_file=endpoint_file,
+                       notices=notices, paths=paths)
 
 
 def find_endpoint(folder: Path, endpoint_name: str) -> "tuple[Optional[Path], Optional[OnlineEndpointFile]]":

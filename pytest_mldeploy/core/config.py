@@ -36,6 +36,7 @@ CONFIG_FILENAME = "mldeploy.yaml"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 BASE_IMAGE_ENV = "MLDEPLOY_BASE_IMAGE"
 DEFAULT_REGISTRY_DIRNAME = ".mldeploy"
+ALLOWED_OUTSIDE_KEY = "allowed_outside_paths"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Set by the app layout from other keys; a deployment may not set them through environment.variables.
@@ -85,9 +86,13 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def _resolve_path(value: Union[str, Path], info: ValidationInfo, kind: str, base: Optional[Path] = None) -> Path:
-    """Absolute path of `value` (relative to `base`, default the project root); it must exist as `kind`."""
-    root = Path((info.context or {}).get("root") or os.getcwd())
+def _resolve_path(
+    value: Union[str, Path], info: ValidationInfo, kind: str, base: Optional[Path] = None, walk: bool = False
+) -> Path:
+    """Absolute path of `value` (relative to `base`, default the project root); it must exist as `kind`
+    and, symlinks resolved, lie inside the project or a folder of `allowed_outside_paths`."""
+    context = info.context or {}
+    root = Path(context.get("root") or os.getcwd())
     full = Path(os.path.normpath((base or root) / Path(value).expanduser()))
     if not full.exists():
         raise ValueError(f"{value} does not exist")
@@ -95,13 +100,86 @@ def _resolve_path(value: Union[str, Path], info: ValidationInfo, kind: str, base
         raise ValueError(f"{value} is not a file")
     if kind == "dir" and not full.is_dir():
         raise ValueError(f"{value} is not a folder")
+    if "root" in context:
+        problem = outside_problem(value, full, root, context.get("allowed_outside") or (), walk=walk)
+        if problem:
+            raise ValueError(problem)
     return full
+
+
+def outside_problem(
+    value: Union[str, Path], full: Path, root: Path, allowed: Sequence[Path] = (), walk: bool = False
+) -> Optional[str]:
+    """Why `full` may not be used (it leads outside `root` and the `allowed` folders), or None.
+
+    Paths are compared with symlinks resolved, so `models/m.pkl -> /etc/shadow` is as outside as
+    `/etc/shadow`. With `walk`, the symlinks inside a folder are checked too (a model folder: the
+    registry copies the files they lead to).
+    """
+    fences = [Path(os.path.realpath(root)), *(Path(os.path.realpath(a)) for a in allowed)]
+
+    def inside(path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return any(real == fence or real.is_relative_to(fence) for fence in fences)
+
+    hint = f"move it into the project folder {root}, or list its folder under {ALLOWED_OUTSIDE_KEY} in {CONFIG_FILENAME}"
+    if not inside(full):
+        via = "" if os.path.realpath(full) == str(full) else f" (it leads to {os.path.realpath(full)})"
+        return f"{value} is outside the project{via}; {hint}"
+    if walk and full.is_dir():
+        for folder, dirs, files in os.walk(full):
+            for name in sorted(dirs + files):
+                entry = Path(folder) / name
+                if entry.is_symlink() and not inside(entry):
+                    rel = entry.relative_to(full).as_posix()
+                    return f"{value}: {rel} is a symlink to {os.path.realpath(entry)}, outside the project; {hint}"
+    return None
+
+
+def _escaping_symlink_in_source(source: Path, root: Path, allowed: Sequence[Path], registry: Optional[Path]) -> Optional[str]:
+    """The first symlink the app layout would copy through that leads outside the project, as a problem.
+
+    The layout copies `source` following symlinks and leaving out what its ignore rules name
+    (`.amlignore`/`.gitignore` and always `.git`, `.venv`, `.mldeploy*`, ...), so the same entries
+    are walked here: a `.venv/bin/python -> /usr/bin/python3` is ignored, `creds -> ~/.aws/credentials` is not.
+    """
+    from pytest_mldeploy.core.layout import _ignore_rules, _ignored
+
+    rules = _ignore_rules(source)
+    skip = {os.path.realpath(registry)} if registry else set()
+    seen: Set[str] = set()
+    for folder, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop
+            dirs[:] = []
+            continue
+        seen.add(real)
+        rel_folder = Path(folder).relative_to(source)
+        kept = []
+        for name in sorted(dirs):
+            rel = (rel_folder / name).as_posix()
+            if _ignored(rel, True, rules) or os.path.realpath(Path(folder) / name) in skip:
+                continue
+            kept.append(name)
+        dirs[:] = kept
+        for name in sorted(kept + files):
+            entry = Path(folder) / name
+            rel = (rel_folder / name).as_posix()
+            if name in files and _ignored(rel, False, rules):
+                continue
+            if entry.is_symlink() and entry.exists():  # a dangling one is not copied
+                problem = outside_problem(rel, entry, root, allowed)
+                if problem:
+                    real_target = os.path.realpath(entry)
+                    return (f"{rel} in {source} is a symlink to {real_target}, outside the project; "
+                            + problem.split("; ", 1)[1])
+    return None
 
 
 class _Strict(BaseModel):
     """Every config section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
@@ -132,7 +210,7 @@ class ModelSpec(_Strict):
     @field_validator("path")
     @classmethod
     def _path_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
-        return None if value is None else _resolve_path(value, info, "any")
+        return None if value is None else _resolve_path(value, info, "any", walk=True)
 
     @field_validator("name")
     @classmethod
@@ -214,7 +292,7 @@ def read_requirements(path: Path, _seen: Optional[Set[Path]] = None) -> List[str
         return []
     seen.add(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_utf8(path.read_bytes(), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
     lines: List[str] = []
@@ -366,6 +444,9 @@ class Deployment(_Strict):
             path = Path(os.path.normpath(root / Path(raw).expanduser()))
             if not path.is_file():
                 raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
+            problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ())
+            if problem:
+                raise ConfigError(f"{shown}: {where}.{key}: {problem}")
             json_shown = _shown(path)
             try:
                 translated = translate(path, json_shown)
@@ -399,8 +480,14 @@ class Deployment(_Strict):
     @field_validator("source_directory")
     @classmethod
     def _source_dir(cls, value: Optional[Path], info: ValidationInfo) -> Path:
-        root = Path((info.context or {}).get("root") or os.getcwd())
-        return root if value is None else _resolve_path(value, info, "dir")
+        context = info.context or {}
+        root = Path(context.get("root") or os.getcwd())
+        source = root if value is None else _resolve_path(value, info, "dir")
+        if "root" in context:
+            problem = _escaping_symlink_in_source(source, root, context.get("allowed_outside") or (), context.get("registry"))
+            if problem:
+                raise ValueError(problem)
+        return source
 
     @field_validator("entry_script")
     @classmethod
@@ -454,6 +541,9 @@ def _apply_online_deployment(
     path = Path(os.path.normpath(root / Path(raw).expanduser()))
     if not path.is_file():
         raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
+    problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ()) if "root" in ctx else None
+    if problem:
+        raise ConfigError(f"{shown}: {where}.{key}: {problem}")
     file_shown = _shown(path)
     try:
         translation = azure_v2.translate_online_deployment(path, file_shown, registry_dir=ctx.get("registry"))
@@ -461,6 +551,11 @@ def _apply_online_deployment(
         raise ConfigError(_format_errors(exc, file_shown, azure_v2.OnlineDeploymentFile)) from None
     except azure_v2.EndpointFileError as exc:
         raise ConfigError(_format_errors(exc.error, _shown(exc.path), azure_v2.OnlineEndpointFile)) from None  # type: ignore[arg-type]
+    if "root" in ctx:
+        for v2_key, written, full in translation.paths:
+            problem = outside_problem(written, full, root, ctx.get("allowed_outside") or ())
+            if problem:
+                raise ConfigError(f"{file_shown}: {v2_key}: {problem}")
     translated = translation.keys
     for name, value in translated.items():
         if name in data and name not in from_defaults and name not in replaces:
@@ -499,6 +594,7 @@ class Project:
 class _ProjectFile(_Strict):
     deployments: Dict[str, Any]
     registry: Optional[str] = None
+    allowed_outside_paths: List[str] = []
     base_image: Optional[str] = None
     defaults: Dict[str, Any] = {}
 
@@ -539,6 +635,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     if not top.deployments:
         raise ConfigError(f"{shown}: deployments: empty; declare at least one deployment")
     _check_keys(top.defaults, Deployment, shown, "defaults", exclude={"name"})
+    allowed_outside = _allowed_outside(top.allowed_outside_paths, root, shown)
     registry = Path(os.path.normpath(root / Path(top.registry).expanduser())) if top.registry else root / DEFAULT_REGISTRY_DIRNAME
     notices: Dict[str, List[str]] = {}
     messages: List[str] = []
@@ -550,7 +647,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
             continue
         merged, from_defaults = _merge_defaults(top.defaults, raw)
         context = {"root": root, "shown": shown, "where": where, "from_defaults": from_defaults,
-                   "registry": registry, "notices": notices}
+                   "allowed_outside": allowed_outside, "registry": registry, "notices": notices}
         try:
             payload = {**merged, "name": name} if isinstance(merged, dict) else merged
             deployments[name] = Deployment.model_validate(payload, context=context)
@@ -562,6 +659,17 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     for deployment in deployments.values():
         deployment.base_image = os.environ.get(BASE_IMAGE_ENV) or deployment.base_image or project_image
     return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
+
+
+def _allowed_outside(entries: List[str], root: Path, shown: str) -> List[Path]:
+    """The folders outside the project that paths may lead into (`allowed_outside_paths`), each existing."""
+    out: List[Path] = []
+    for number, entry in enumerate(entries):
+        folder = Path(os.path.normpath(root / Path(entry).expanduser()))
+        if not folder.exists():
+            raise ConfigError(f"{shown}: {ALLOWED_OUTSIDE_KEY}[{number}]: {entry} does not exist")
+        out.append(folder)
+    return out
 
 
 def _load_online_deployment(config: Path, shown: str, data: Dict[str, Any]) -> Project:
@@ -583,7 +691,7 @@ def _load_online_deployment(config: Path, shown: str, data: Dict[str, Any]) -> P
     name = azure_v2.deployment_key(config, str(data.get("name") or config.stem))
     notices: Dict[str, List[str]] = {}
     context = {"root": root, "shown": shown, "where": "deployment", "from_defaults": set(),
-               "registry": registry, "notices": notices}
+               "allowed_outside": [], "registry": registry, "notices": notices}
     try:
         deployment = Deployment.model_validate({"name": name, "online_deployment": str(config)}, context=context)
     except ValidationError as exc:
@@ -613,9 +721,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _read_yaml(path: Path, shown: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
+    text = decode_utf8(raw, shown)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -623,6 +732,20 @@ def _read_yaml(path: Path, shown: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{shown}: {where}YAML syntax error: {problem}") from None
+
+
+def decode_utf8(raw: bytes, shown: str) -> str:
+    """`raw` as UTF-8 text, or a `ConfigError` naming the line and column of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"{shown}: line {line}, column {column}: not valid UTF-8 (byte 0x{bad}); save the file as UTF-8"
+        ) from None
 
 
 def _merge_defaults(defaults: Dict[str, Any], raw: Any) -> Tuple[Any, Set[str]]:
@@ -676,6 +799,7 @@ _EXPECTED = {
     "int_from_float": "expected a whole number",
     "float_type": "expected a number",
     "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
     "bool_type": "expected true or false",
     "bool_parsing": "expected true or false",
     "string_type": "expected a string",

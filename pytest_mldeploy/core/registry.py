@@ -9,7 +9,9 @@ Layout of the store (see docs/registry.md):
 
 Content is copied into `tmp/` first and renamed into `objects/` under the lock, and the index is
 replaced with `os.replace` after an fsync, so a crash at any point leaves either the old state or
-the new one; several processes may register at once without losing a version.
+the new one; several processes may register at once without losing a version. A crash between the
+rename and the index write leaves content no entry names: every register, delete and `gc()`
+removes such orphans while holding the lock (see `Registry.gc`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -43,6 +46,7 @@ INDEX_FORMAT = 1
 _FOLDER_HEADER = b"mldeploy-folder-v1\n"
 _CHUNK = 1 << 20
 _STALE_SECONDS = 24 * 3600
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 TagFilter = Union[None, Mapping[str, Any], Sequence[Union[str, Sequence[str]]]]
 
@@ -72,6 +76,15 @@ class RegisteredModel:
 
     def _metadata(self) -> Tuple[Any, ...]:
         return (self.filename, self.tags, self.properties, self.description, self.framework, self.framework_version)
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What `Registry.gc()` removed: unindexed content (sha256s), dead staging entries, and the bytes freed."""
+
+    removed_objects: List[str]
+    removed_temp: int
+    freed_bytes: int
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,8 @@ class Registry:
         `tags` / `properties` are a mapping {key: value} or a list of `"key"` (has the key),
         `"key=value"` or `[key, value]`; every condition must hold.
         """
+        if name is not None:
+            _check_name(name)
         wanted_tags, wanted_props = _conditions(tags), _conditions(properties)
         out: List[RegisteredModel] = []
         for model_name, versions in sorted(self._read_index()["models"].items()):
@@ -220,12 +235,44 @@ class Registry:
             if not versions:
                 del index["models"][name]
             self._write_index(index)
-            still_used = {r["sha256"] for vs in index["models"].values() for r in vs.values()}
-            for sha in {m.sha256 for m in removed} - still_used:
-                _remove(self._object(sha))
+            self._collect_orphans(index)  # the content only these versions used, and any earlier orphans
         return removed
 
+    def gc(self) -> "GcResult":
+        """Remove content no index entry names, and staging left by dead processes; safe beside running writers.
+
+        Content enters `objects/` only under the index lock, in the same hold that writes the index
+        entry naming it, so an unnamed object seen while holding the lock belongs to a writer that
+        died between the two steps (kill -9, power loss): nobody is about to index it.
+        """
+        with self._locked():
+            removed_temp = self._clean_stale()
+            removed, freed = self._collect_orphans(self._read_index())
+        return GcResult(removed_objects=removed, removed_temp=removed_temp, freed_bytes=freed)
+
     # ---- internals ---------------------------------------------------------------------------------
+
+    def _collect_orphans(self, index: Dict[str, Any], keep: Optional[str] = None) -> Tuple[List[str], int]:
+        """Remove objects the index does not name (call with the lock held); (their sha256s, bytes freed).
+
+        `keep` is the content the caller is about to index in this same lock hold.
+        """
+        objects = self.root / OBJECTS_DIR
+        if not objects.is_dir():
+            return [], 0
+        named = {r["sha256"] for versions in index["models"].values() for r in versions.values()}
+        removed: List[str] = []
+        freed = 0
+        for entry in sorted(objects.iterdir()):
+            sha = entry.name
+            if sha in named or sha == keep or not _SHA256.fullmatch(sha):
+                continue
+            freed += _size(entry)
+            _remove(entry)
+            removed.append(sha)
+        if removed:
+            _fsync_dir(objects)
+        return removed, freed
 
     def _register(
         self,
@@ -262,6 +309,7 @@ class Registry:
             with self._locked():
                 self._clean_stale()
                 index = self._read_index()
+                self._collect_orphans(index, keep=content.sha256)
                 versions = index["models"].setdefault(name, {})
                 existing = self._reusable(name, versions, version, content.sha256, meta, reuse_latest, source)
                 if existing is not None:
@@ -323,8 +371,9 @@ class Registry:
             raise RegistryError(f"{source} changed while it was being registered; try again")
         return staged
 
-    def _clean_stale(self) -> None:
-        """Remove staging folders and index temp files left by processes that died (or are a day old)."""
+    def _clean_stale(self) -> int:
+        """Remove staging folders and index temp files left by processes that died (or are a day old); how many."""
+        removed = 0
         for parent, pattern in ((self.root / TMP_DIR, "*"), (self.root, f"{INDEX_FILE}.tmp-*")):
             if not parent.is_dir():
                 continue
@@ -336,6 +385,8 @@ class Registry:
                     continue
                 if not _alive(pid_text) or age > _STALE_SECONDS:
                     _remove(entry)
+                    removed += 1
+        return removed
 
     def _object(self, sha: str) -> Path:
         return self.root / OBJECTS_DIR / sha
@@ -474,6 +525,16 @@ def _alive(pid_text: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (0 when it vanished)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+        return path.lstat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _remove(path: Path) -> None:

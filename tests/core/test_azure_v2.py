@@ -245,13 +245,28 @@ def test_mldeploy_yaml_references_a_v2_file_and_adds_gates(sample: Path) -> None
             online_deployment: blue-deployment.yml
             gates: {latency_p95_ms: 250}
             profile: {duration_s: 5}
-        allowed_outside_paths: []
-        """.replace("allowed_outside_paths: []\n", ""))
+        allowed_outside_paths: [../..]
+        """)
     project = load_project(sample / "mldeploy.yaml")
     d = project.deployments["blue"]
     assert d.gates.latency_p95_ms == 250 and d.profile.duration_s == 5
     assert d.entry_script == "score.py" and d.resources.cpu == 4.0
     assert d.online_deployment == sample / "blue-deployment.yml"
+
+
+def test_mldeploy_yaml_keeps_a_v2_files_paths_inside_its_project(sample: Path) -> None:
+    write(sample / "mldeploy.yaml", "deployments:\n  blue:\n    online_deployment: blue-deployment.yml\n")
+    with pytest.raises(ConfigError) as err:
+        load_project(sample / "mldeploy.yaml")
+    assert "blue-deployment.yml: code_configuration.code: ../../model-1/onlinescoring/ is outside the project" in str(err.value)
+    assert "allowed_outside_paths" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_absolute_path_outside_a_v2_project_is_refused(sample: Path, tmp_path: Path) -> None:
+    elsewhere = write(tmp_path / "elsewhere" / "m.pkl", "x")
+    path = write(sample / "blue-deployment.yml", DEPLOYMENT.replace("../../model-1/model/", str(elsewhere)))
+    with pytest.raises(ConfigError, match=rf"blue-deployment.yml: model.path: {elsewhere} is outside the project"):
+        load_project(path)
 
 
 def test_mldeploy_yaml_may_not_set_what_the_v2_file_replaces(sample: Path) -> None:

@@ -236,3 +236,141 @@ def test_error_names_the_file_outside_the_working_directory(project_dir: Path, t
 def test_unknown_deployment_suggests(project_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"no deployment 'diabetis' \(did you mean 'diabetes'\?\); there are: diabetes"):
         load_project().deployment("diabetis")
+
+
+# ---- paths must stay inside the project (issue #9, hole 4) -----------------------------------------
+
+
+def _outside_case(project_dir: Path, case: str) -> tuple[str, str]:
+    """(mldeploy.yaml body, the start of the expected error after `mldeploy.yaml: `) for one escape."""
+    head = "deployments:\n  d:\n    entry_script: score.py\n"
+    if case == "absolute":
+        return head + "    models: [{path: /etc/passwd}]\n", "deployments.d.models[0].path: /etc/passwd is outside the project;"
+    if case == "dotdot":
+        return (head + "    models: [{path: ../../../../../../../etc/passwd}]\n",
+                "deployments.d.models[0].path: ../../../../../../../etc/passwd is outside the project;")
+    if case == "symlink":
+        (project_dir / "models" / "shadow.pkl").symlink_to("/etc/shadow")
+        return (head + "    models: [{path: models/shadow.pkl}]\n",
+                "deployments.d.models[0].path: models/shadow.pkl is outside the project (it leads to /etc/shadow);")
+    if case == "symlink-in-model-folder":
+        folder = project_dir / "models" / "bundle"
+        folder.mkdir()
+        (folder / "weights.bin").write_bytes(b"w")
+        (folder / "extra").symlink_to("/etc/hostname")
+        return (head + "    models: [{path: models/bundle}]\n",
+                "deployments.d.models[0].path: models/bundle: extra is a symlink to /etc/hostname, outside the project;")
+    if case == "source-root":
+        return head + "    source_directory: /\n", "deployments.d.source_directory: / is outside the project;"
+    if case == "source-symlink":
+        (project_dir / "src").symlink_to("/usr/lib")
+        return head + "    source_directory: src\n", "deployments.d.source_directory: src is outside the project (it leads to /usr/lib);"
+    if case == "requirements":
+        return (head + "    environment: {requirements: /etc/hostname}\n",
+                "deployments.d.environment.requirements: /etc/hostname is outside the project;")
+    if case == "profile-requests":
+        return (head + "    profile: {requests: ../../../../../../../etc/hostname}\n",
+                "deployments.d.profile.requests: ../../../../../../../etc/hostname is outside the project;")
+    if case == "inference-config":
+        outside = project_dir.parent / "inferenceconfig.json"
+        outside.write_text('{"entryScript": "score.py"}')
+        return ("deployments:\n  d:\n    inference_config: ../inferenceconfig.json\n",
+                "deployments.d.inference_config: ../inferenceconfig.json is outside the project;")
+    raise AssertionError(case)
+
+
+OUTSIDE_CASES = ["absolute", "dotdot", "symlink", "symlink-in-model-folder", "source-root", "source-symlink",
+                 "requirements", "profile-requests", "inference-config"]
+
+
+@pytest.mark.parametrize("case", OUTSIDE_CASES)
+def test_paths_outside_the_project_are_refused(project_dir: Path, case: str) -> None:
+    body, expected = _outside_case(project_dir, case)
+    write(project_dir, body)
+    message = error_of()
+    assert message.startswith(f"mldeploy.yaml: {expected}"), message
+    # A symlink inside the project is also a problem of source_directory (the layout would copy it): a second line.
+    for line in message.splitlines():
+        assert line.startswith("mldeploy.yaml: deployments.d.")
+        assert line.endswith(f"move it into the project folder {project_dir}, or list its folder under allowed_outside_paths in mldeploy.yaml")
+
+
+def test_allowed_outside_paths_opts_in(project_dir: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-models"
+    shared.mkdir()
+    (shared / "m.pkl").write_bytes(b"model")
+    (project_dir / "models" / "linked.pkl").symlink_to(shared / "m.pkl")
+    body = ("deployments:\n  d:\n    entry_script: score.py\n"
+            "    models: [{path: ../shared-models/m.pkl}, {name: linked, path: models/linked.pkl}]\n")
+    write(project_dir, body)
+    assert "../shared-models/m.pkl is outside the project" in error_of()
+    write(project_dir, "allowed_outside_paths: [../shared-models]\n" + body)
+    d = load_project().deployments["d"]
+    assert [m.path for m in d.models] == [shared / "m.pkl", project_dir / "models" / "linked.pkl"]
+    # The opt-in names folders: anything else outside is still refused.
+    write(project_dir, "allowed_outside_paths: [../shared-models]\n"
+          "deployments:\n  d:\n    entry_script: score.py\n    models: [{path: /etc/passwd}]\n")
+    assert "/etc/passwd is outside the project" in error_of()
+    write(project_dir, "allowed_outside_paths: [../nowhere]\ndeployments:\n  d: {entry_script: score.py}\n")
+    assert error_of() == "mldeploy.yaml: allowed_outside_paths[0]: ../nowhere does not exist"
+
+
+def test_a_symlink_the_layout_would_copy_out_of_the_project_is_refused(project_dir: Path) -> None:
+    write(project_dir, "deployments:\n  d: {entry_script: score.py}\n")
+    (project_dir / ".venv" / "bin").mkdir(parents=True)
+    (project_dir / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")  # ignored by the layout: fine
+    (project_dir / "lib").symlink_to(project_dir / "models")  # inside the project: fine
+    assert load_project().deployments["d"].source_directory == project_dir
+    (project_dir / "models" / "creds").symlink_to("/etc/hostname")  # reached through lib/ as well
+    assert error_of() == (
+        f"mldeploy.yaml: deployments.d.source_directory: lib/creds in {project_dir} is a symlink to /etc/hostname, "
+        f"outside the project; move it into the project folder {project_dir}, or list its folder under "
+        "allowed_outside_paths in mldeploy.yaml"
+    )
+    (project_dir / ".gitignore").write_text("creds\n")  # not copied: fine again
+    assert load_project().deployments["d"].source_directory == project_dir
+
+
+def test_an_escaping_entry_script_is_still_refused(project_dir: Path) -> None:
+    (project_dir / "src").mkdir()
+    write(project_dir, "deployments:\n  d:\n    source_directory: src\n    entry_script: ../score.py\n")
+    assert error_of() == f"mldeploy.yaml: deployments.d.entry_script: ../score.py is outside source_directory {project_dir / 'src'}; move it in"
+
+
+# ---- invalid UTF-8 and non-finite numbers (issue #9, holes 6 and 10) -----------------------------------
+
+
+def test_invalid_utf8_is_a_one_line_error(project_dir: Path) -> None:
+    (project_dir / "mldeploy.yaml").write_bytes(b"deployments:\n  d:\n    entry_script: sc\xffore.py\n")
+    assert error_of() == "mldeploy.yaml: line 3, column 21: not valid UTF-8 (byte 0xff); save the file as UTF-8"
+    (project_dir / "mldeploy.yaml").write_bytes("deployments:\n  d: {entry_script: score.py}\n".encode("utf-16"))
+    assert error_of().startswith("mldeploy.yaml: line 1, column 1: not valid UTF-8 (byte 0xff)")
+
+
+def test_invalid_utf8_in_a_requirements_file_is_a_one_line_error(project_dir: Path) -> None:
+    (project_dir / "requirements.txt").write_bytes(b"joblib\nscikit-learn\xe9\n")
+    write(project_dir, "deployments:\n  d:\n    entry_script: score.py\n    environment: {requirements: requirements.txt}\n")
+    assert error_of() == f"{project_dir / 'requirements.txt'}: line 2, column 13: not valid UTF-8 (byte 0xe9); save the file as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("setting", "where"),
+    [
+        ("health_timeout_s: .inf", "health_timeout_s"),
+        ("profile: {duration_s: .inf}", "profile.duration_s"),
+        ("resources: {cpu: .nan}", "resources.cpu"),
+        ("gates: {latency_p95_ms: .inf}", "gates.latency_p95_ms"),
+    ],
+)
+def test_infinite_and_nan_numbers_are_refused(project_dir: Path, setting: str, where: str) -> None:
+    write(project_dir, f"deployments:\n  d:\n    entry_script: score.py\n    {setting}\n")
+    assert error_of().startswith(f"mldeploy.yaml: deployments.d.{where}: expected a finite number, got ")
+
+
+def test_invalid_utf8_in_azure_and_conda_files_is_a_one_line_error(project_dir: Path) -> None:
+    (project_dir / "environment.yml").write_bytes(b"name: svc\ndependencies:\n  - pip:\n    - jobl\xefib\n")
+    write(project_dir, "deployments:\n  d:\n    entry_script: score.py\n    environment: {conda_file: environment.yml}\n")
+    assert error_of() == f"{project_dir / 'environment.yml'}: line 4, column 11: not valid UTF-8 (byte 0xef); save the file as UTF-8"
+    (project_dir / "inferenceconfig.json").write_bytes(b'{"entryScript": "sc\xffore.py"}')
+    write(project_dir, "deployments:\n  d:\n    inference_config: inferenceconfig.json\n")
+    assert error_of() == "inferenceconfig.json: line 1, column 20: not valid UTF-8 (byte 0xff); save the file as UTF-8"

@@ -224,3 +224,56 @@ def test_concurrent_registrations_lose_no_version(tmp_path: Path, model_file: Pa
     assert sorted(r["tags"]["worker"] for r in index["models"]["shared"].values()) == [str(i) for i in range(8)]
     assert len(os.listdir(root / "objects")) == 1
     assert os.listdir(root / "tmp") == []
+
+
+# ---- orphans left by a writer killed between storing content and writing the index (issue #9, hole 7) ----
+
+
+def _orphan(registry: Registry, content: bytes) -> str:
+    """Leave `content` in objects/ with no index entry, as a writer killed after its rename leaves it."""
+    import hashlib
+
+    sha = hashlib.sha256(content).hexdigest()
+    (registry.root / "objects").mkdir(parents=True, exist_ok=True)
+    (registry.root / "objects" / sha).write_bytes(content)
+    return sha
+
+
+def test_gc_removes_content_no_index_entry_names(registry: Registry, model_file: Path) -> None:
+    kept = registry.register("m", model_file)
+    orphan = _orphan(registry, b"half-registered weights")
+    foreign = registry.root / "objects" / "README"
+    foreign.write_text("not ours")
+    result = registry.gc()
+    assert result.removed_objects == [orphan]
+    assert result.freed_bytes == len(b"half-registered weights")
+    assert objects(registry) == sorted([kept.sha256, "README"])  # a name that is no sha256 is left alone
+    assert registry.get("m").path.read_bytes() == b"weights-1"
+    assert registry.gc().removed_objects == []
+
+
+def test_every_write_collects_orphans(registry: Registry, model_file: Path, tmp_path: Path) -> None:
+    registry.register("m", model_file)
+    orphan = _orphan(registry, b"orphan-1")
+    other = tmp_path / "other.pkl"
+    other.write_bytes(b"other")
+    registry.register("n", other)
+    assert orphan not in objects(registry)
+    orphan = _orphan(registry, b"orphan-2")
+    registry.delete("n")
+    assert objects(registry) == [registry.get("m").sha256]
+
+
+def test_an_orphan_of_the_same_content_is_adopted(registry: Registry, tmp_path: Path) -> None:
+    source = tmp_path / "adopted.pkl"
+    source.write_bytes(b"the same bytes")
+    sha = _orphan(registry, b"the same bytes")
+    model = registry.register("adopted", source)
+    assert model.sha256 == sha and objects(registry) == [sha]
+    assert registry.get("adopted").path.read_bytes() == b"the same bytes"
+
+
+def test_list_refuses_a_name_that_could_escape(registry: Registry, model_file: Path) -> None:
+    registry.register("m", model_file)
+    with pytest.raises(RegistryError, match="model name '../x' is refused"):
+        registry.list(name="../x")

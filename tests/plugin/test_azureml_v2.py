@@ -37,6 +37,7 @@ def test_a_v2_file_named_by_mldeploy_yaml_is_collected_once_through_it(pytester:
           blue-gated:
             online_deployment: blue-deployment.yml
             gates: {latency_p95_ms: 500}
+        allowed_outside_paths: [../..]
         """))
     result = pytester.runpytest_subprocess(str(project), "--mldeploy", "--collect-only", "-q")
     lines = [line for line in result.outlines if "::health" in line]
