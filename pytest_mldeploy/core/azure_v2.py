@@ -567,6 +567,12 @@ def _resources(data: OnlineDeploymentFile, shown: str) -> Dict[str, float]:
             return out
     if data.instance_type:
         size = azure_vm_sizes.lookup(data.instance_type)
+        kubernetes = (data.type or "").lower() == "kubernetes" or "kubernetes" in (data.schema_ or "").lower()
+        if size is None and kubernetes:
+            raise ConfigError(
+                f"{shown}: instance_type: {data.instance_type} is an instance type of your Kubernetes cluster, "
+                "unknown here; give resources.limits (cpu, memory) for the limits the service runs under"
+            )
         if size is None:
             raise ConfigError(
                 f"{shown}: instance_type: {data.instance_type} is not a size of the managed online endpoints SKU list"

@@ -224,6 +224,13 @@ def test_kubernetes_resources_give_the_limits(sample: Path) -> None:
     assert (d.resources.cpu, d.resources.memory_gb) == (0.5, 1.5)
 
 
+def test_a_kubernetes_instance_type_without_resources_asks_for_them(sample: Path) -> None:
+    text = DEPLOYMENT.replace("managedOnlineDeployment", "kubernetesOnlineDeployment").replace(
+        "Standard_DS3_v2", "defaultinstancetype")
+    with pytest.raises(ConfigError, match=r"instance_type: defaultinstancetype is an instance type of your Kubernetes cluster.*resources.limits"):
+        load_project(write(sample / "blue-deployment.yml", text))
+
+
 def test_variants_of_one_deployment_do_not_collide() -> None:
     assert azure_v2.deployment_key(Path("blue-deployment.yml"), "blue") == "blue"
     assert azure_v2.deployment_key(Path("blue.yml"), "blue") == "blue"
