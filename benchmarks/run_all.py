@@ -27,6 +27,7 @@ import _common as c  # noqa: E402
 SCRIPTS = [
     "bench_server",
     "bench_server_stacks",
+    "bench_validation",
     "bench_image_build",
     "bench_pytest_walltime",
     "bench_properties",

@@ -9,12 +9,12 @@ import argparse
 import json
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from pytest_mldeploy import __version__
-from pytest_mldeploy.errors import ConfigError, MldeployError
+from pytest_mldeploy.errors import ConfigError, MldeployError, ServiceError
 
 
 def _say(message: str) -> None:
@@ -45,32 +45,98 @@ def _pick_deployment(project, name: Optional[str]):
         ) from None
 
 
-def _wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """From now on SIGTERM stops this command as Ctrl-C does: `finally` blocks stop what it started."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def _claim(project, name: str, doing: str) -> None:
+    """Make way for a new service of `name`: forget a stopped one's record, refuse when another command's runs.
+
+    `deploy` replaces a running deployed service (it calls `kept.delete` itself); a service
+    `mldeploy serve` serves belongs to that command, and `serve` never takes over a deployed one.
+    """
+    from pytest_mldeploy.core import kept
+
+    record = kept.find(project, name)
+    if record is None:
+        return
+    if not kept.is_running(record):
+        kept.delete(project, name)
+        return
+    served = record.get("started_by") == kept.SERVE
+    if served or doing == kept.SERVE:
+        stop = "stop it with Ctrl-C where `mldeploy serve` runs" if served else f"`mldeploy delete {name}` first"
+        raise ServiceError(f"cannot {doing} '{name}': {kept.describe(record)} is already running; {stop}")
+
+
+def _deploy_options(target, log: Path) -> dict:
+    """The process target writes its log at `log` itself (Docker keeps a container's log)."""
+    return {"log_path": log} if target.name == "process" else {}
+
+
+def _stop_serving(service, stream, log: Path) -> None:
+    """Stop the service, then the log stream once it has copied the last line; a container's log is saved whole."""
+    from pytest_mldeploy.core import logstream
+
+    if service.target == "docker":
+        logstream.stop_container(service.container_id)
+    else:
+        service.delete()
+    if stream is not None:
+        stream.stop()
+    if service.target == "docker":
+        logstream.save_container_log(service.container_id, log)
+        service.delete()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core import kept, logstream
+    from pytest_mldeploy.core.service import ServiceFailed
     from pytest_mldeploy.core.targets import get_target
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
+    name = deployment.name
+    _claim(project, name, kept.SERVE)
+    _stop_on_sigterm()  # a stop while it starts must not leave the service behind
     target = get_target(args.target, notice=_say)
-    service = target.deploy(deployment, project, port=args.port)
+    log = kept.fresh_log(project, name)
     try:
+        service = target.deploy(deployment, project, port=args.port, **_deploy_options(target, log))
+    except ServiceFailed as exc:
+        if target.name != "process":  # the container is gone: keep what it printed
+            log.write_text(exc.log_tail)
+        _say(f"mldeploy: the service's log: {log}")
+        raise
+    # Stop it ourselves from here on (the targets' SIGTERM cleanup would remove it before its log is saved).
+    _stop_on_sigterm()
+    stream = None
+    try:
+        kept.save(project, name, service, started_by=kept.SERVE, log=log)
         print(f"scoring_uri: {service.scoring_uri}", flush=True)
         print(f"swagger_uri: {service.swagger_uri}", flush=True)
         if service.keys:
             print(f"key: {service.keys[0]}", flush=True)
-        _say(f"mldeploy: serving '{deployment.name}' ({service.target}); Ctrl-C stops it")
-        _wait_for_stop()
+        print(f"log_path: {log}", flush=True)
+        _say(f"mldeploy: serving '{name}' ({service.target}); its log follows; Ctrl-C stops it")
+        if service.target == "process":
+            stream = logstream.follow_file(log, sys.stdout)
+        else:
+            stream = logstream.follow_container(service.container_id, log, sys.stdout)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM once it serves: the normal way to stop it
+        pass
     finally:
-        service.delete()
-        _say("mldeploy: stopped")
+        _stop_serving(service, stream, log)
+        kept.mark_stopped(project, name)
+        _say(f"mldeploy: stopped; `mldeploy logs {name}` prints its last log ({log})")
     return 0
 
 
@@ -80,19 +146,21 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
-    try:
-        kept.delete(project, deployment.name)
-        _say(f"mldeploy: replaced the running '{deployment.name}'")
-    except MldeployError:
-        pass
-    service = get_target(args.target, notice=_say).deploy(deployment, project, port=args.port, keep=True)
-    kept.save(project, deployment.name, service)
+    name = deployment.name
+    _claim(project, name, kept.DEPLOY)
+    if kept.find(project, name) is not None:
+        kept.delete(project, name)
+        _say(f"mldeploy: replaced the running '{name}'")
+    target = get_target(args.target, notice=_say)
+    log = kept.fresh_log(project, name)
+    service = target.deploy(deployment, project, port=args.port, keep=True, **_deploy_options(target, log))
+    kept.save(project, name, service)
     print(f"scoring_uri: {service.scoring_uri}")
     print(f"swagger_uri: {service.swagger_uri}")
     if service.keys:
         print(f"key: {service.keys[0]}")
-    _say(f"mldeploy: '{deployment.name}' is {service.state} on the {service.target} target; "
-         f"`mldeploy logs {deployment.name}`, `mldeploy delete {deployment.name}`")
+    _say(f"mldeploy: '{name}' is {service.state} on the {service.target} target; "
+         f"`mldeploy logs {name}`, `mldeploy delete {name}`")
     return 0
 
 
@@ -101,7 +169,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
-    sys.stdout.write(kept.logs(project, deployment.name, args.tail))
+    text = kept.logs(project, deployment.name, args.tail)
+    record = kept.load(project, deployment.name)
+    if not kept.is_running(record):
+        when = f" at {record['stopped_at']}" if record.get("stopped_at") else ""
+        _say(f"mldeploy: '{deployment.name}' is not running (stopped{when}); this is its last log")
+    sys.stdout.write(text)
     return 0
 
 
@@ -175,6 +248,7 @@ def cmd_base_image(args: argparse.Namespace) -> int:
             return 0
         except docker.errors.ImageNotFound:
             pass
+    base_image.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=_say)
     built = base_image.bootstrap_base_image(args.tag, progress=_say)
     print(f"base_image: {built.tag} (python {built.python_version}, glibc {built.glibc_version})")
     return 0
@@ -302,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="PATH",
                        help="mldeploy.yaml or an Azure ML v2 deployment YAML (default: mldeploy.yaml searched upward from here)")
 
-    p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise).")
+    p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise), "
+                                    "streaming its log (also kept in .mldeploy/services/DEPLOYMENT/service.log).")
     with_config(p)
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
@@ -312,11 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
     p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: a free one)")
 
-    p = command("logs", cmd_logs, "Print the log of a deployment started by `mldeploy deploy`.")
+    p = command("logs", cmd_logs, "Print the log of a service started by `mldeploy deploy` or `mldeploy serve` "
+                                  "(the last one's, after it stopped).")
     with_config(p)
     p.add_argument("--tail", type=int, help="only the last N lines")
 
-    p = command("delete", cmd_delete, "Stop and remove a deployment started by `mldeploy deploy`.")
+    p = command("delete", cmd_delete, "Stop and remove a deployment started by `mldeploy deploy` "
+                                      "(or forget a stopped `mldeploy serve` and its log).")
     with_config(p)
 
     p = command("profile", cmd_profile, "Profile a deployment under load: recommend CPU and memory, check the gates.")
@@ -338,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size instance_type from this profile report (default: mldeploy-report/DEPLOYMENT/profile.json when present)")
     p.add_argument("--no-profile", action="store_true", help="size instance_type from resources even when a profile report is present")
 
-    p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull).")
+    p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull); "
+                                              "installs mmdebstrap with apt-get first when it is missing and we are root.")
     from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
 
     p.add_argument("--tag", default=LOCAL_BASE_TAG)

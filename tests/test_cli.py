@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import psutil
 import pytest
@@ -58,6 +61,151 @@ def test_serve_prints_uris_when_healthy_and_stops_on_sigterm(project: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+TALKATIVE_RUN = """
+@input_schema("data", NumpyParameterType(input_sample))
+@output_schema(NumpyParameterType(output_sample))
+def run(data):
+    print(f"scoring {len(data)} row(s)", flush=True)
+    if (data > 1e6).any():
+        raise ValueError(f"feature value {data.max()} is beyond the trained range")
+    return model.predict(data).tolist()
+"""
+
+
+def talkative(project: Path) -> Path:
+    """The example with a run() that prints each call and raises on a value above 1e6 (a 500)."""
+    score = project / "score.py"
+    text = score.read_text()
+    score.write_text(text[: text.index('@input_schema("data"')] + TALKATIVE_RUN)
+    return project
+
+
+class Serving:
+    """`mldeploy serve` as a user starts it; its stdout lines are read as they come."""
+
+    def __init__(self, project: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "pytest_mldeploy.cli", "serve", *extra], cwd=project,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, wanted: Callable[[str], bool], timeout: float = 600) -> str:
+        """The first stdout line (from now on) that `wanted` accepts; fails with all lines seen when none comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                line = None
+            if line is None:
+                stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""  # type: ignore[union-attr]
+                pytest.fail("serve printed no such line; stdout:\n" + "\n".join(self.seen) + "\nstderr:\n" + stderr)
+            self.seen.append(line)
+            if wanted(line):
+                return line
+
+    def value(self, key: str) -> str:
+        return self.wait_for(lambda line: line.startswith(key + ": ")).split(": ", 1)[1]
+
+    def stop(self) -> str:
+        """SIGTERM, as Ctrl-C would; returns stderr."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=60) == 0
+        return self.proc.stderr.read()  # type: ignore[union-attr]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def check_serve_streams_and_keeps_the_log(project: Path, target: str) -> None:
+    serving = Serving(talkative(project), "--target", target)
+    try:
+        scoring_uri = serving.value("scoring_uri")
+        log_path = Path(serving.value("log_path"))
+        assert log_path == project / ".mldeploy" / "services" / "diabetes" / "service.log"
+        serving.wait_for(lambda line: "init() done" in line)  # the server's startup, streamed from its start
+        assert requests.post(scoring_uri, json={"data": ROW}, timeout=30).status_code == 200
+        serving.wait_for(lambda line: line == "scoring 1 row(s)")
+        failed = requests.post(scoring_uri, json={"data": [[2e6] * 10]}, timeout=30)
+        assert failed.status_code == 500 and "Check the logs" in failed.text
+        serving.wait_for(lambda line: "ValueError: feature value 2000000.0 is beyond the trained range" in line)
+        # While it serves, `mldeploy logs` finds it, and `deploy`/`delete` leave it alone.
+        running = mldeploy("logs", "diabetes", cwd=project)
+        assert running.returncode == 0, running.stderr
+        assert "scoring 1 row(s)" in running.stdout and "ValueError: feature value 2000000.0" in running.stdout
+        assert "not running" not in running.stderr
+        for command in ("deploy", "delete"):
+            refused = mldeploy(command, "diabetes", "--target", target, cwd=project) if command == "deploy" \
+                else mldeploy(command, "diabetes", cwd=project)
+            assert refused.returncode == 2, refused.stdout
+            assert "is being served" in refused.stderr or "is already running" in refused.stderr
+            assert "Ctrl-C" in refused.stderr
+        assert requests.post(scoring_uri, json={"data": ROW}, timeout=30).status_code == 200
+        stderr = serving.stop()
+    finally:
+        serving.kill()
+    assert "mldeploy logs diabetes" in stderr
+    # After it stopped: the last log is still there, and says so.
+    last = mldeploy("logs", "diabetes", cwd=project)
+    assert last.returncode == 0, last.stderr
+    assert "ValueError: feature value 2000000.0 is beyond the trained range" in last.stdout
+    assert "Traceback (most recent call last)" in last.stdout
+    assert "'diabetes' is not running" in last.stderr
+    assert log_path.read_text().count("scoring 1 row(s)") == 3  # every request, the failed one too
+    tail = mldeploy("logs", "diabetes", "--tail", "1", cwd=project)
+    assert len(tail.stdout.splitlines()) == 1
+    # A new serve starts a fresh log.
+    again = Serving(project, "--target", target)
+    try:
+        again.value("scoring_uri")
+        again.stop()
+    finally:
+        again.kill()
+    assert "ValueError" not in log_path.read_text() and "init() done" in log_path.read_text()
+
+
+def test_serve_streams_the_log_and_logs_finds_it_running_and_stopped(project: Path) -> None:
+    check_serve_streams_and_keeps_the_log(project, "process")
+
+
+@pytest.mark.docker
+def test_serve_on_docker_streams_the_log_and_logs_finds_it_running_and_stopped(project: Path) -> None:
+    check_serve_streams_and_keeps_the_log(project, "docker")
+
+
+def test_serve_refuses_a_deployment_that_deploy_left_running(project: Path) -> None:
+    deployed = mldeploy("deploy", "diabetes", "--target", "process", cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        refused = mldeploy("serve", "diabetes", cwd=project)
+        assert refused.returncode == 2
+        assert "cannot serve 'diabetes'" in refused.stderr and "`mldeploy delete diabetes` first" in refused.stderr
+        assert requests.post(uri_lines(deployed.stdout)["scoring_uri"], json={"data": ROW}, timeout=10).status_code == 200
+    finally:
+        assert mldeploy("delete", "diabetes", cwd=project).returncode == 0
+    assert not (project / ".mldeploy" / "services" / "diabetes").exists()
+
+
+def test_a_serve_that_cannot_start_keeps_its_log(project: Path) -> None:
+    score = project / "score.py"
+    score.write_text(score.read_text().replace("    model = joblib.load(model_path)",
+                                               "    raise RuntimeError('init broke on purpose')"))
+    result = mldeploy("serve", "diabetes", cwd=project)
+    assert result.returncode == 2
+    assert "RuntimeError: init broke on purpose" in result.stderr
+    log = project / ".mldeploy" / "services" / "diabetes" / "service.log"
+    assert f"the service's log: {log}" in result.stderr
+    assert "RuntimeError: init broke on purpose" in log.read_text()
 
 
 def test_deploy_logs_delete_on_the_process_target(project: Path) -> None:
@@ -164,6 +312,29 @@ def test_deploy_logs_delete_on_the_docker_target(project: Path) -> None:
     assert "deleted: diabetes (docker)" in deleted.stdout
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(container.id)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs with apt-get only as root (tests/core/test_image_base.py covers a user)")
+def test_base_image_installs_a_missing_mmdebstrap_with_apt_get(tmp_path: Path) -> None:
+    """A fresh machine: no mmdebstrap on PATH. A fake apt-get 'installs' a fake mmdebstrap that fails,
+    so nothing is built; what counts is the notice and that the installed tool is then used."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    apt = bin_dir / "apt-get"
+    apt.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$*\" >> {bin_dir}/apt.log\n"
+        f"printf '#!/bin/sh\\necho fake mmdebstrap ran >&2\\nexit 3\\n' > {bin_dir}/mmdebstrap\n"
+        f"/bin/chmod +x {bin_dir}/mmdebstrap\n"
+    )
+    apt.chmod(0o755)
+    env = dict(os.environ, PATH=str(bin_dir))
+    result = subprocess.run([sys.executable, "-m", "pytest_mldeploy.cli", "base-image", "--tag", "mldeploy/base:never-built"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "mmdebstrap (builds the offline base image) is not installed: installing the Debian package mmdebstrap" in result.stderr
+    assert (bin_dir / "apt.log").read_text().startswith("install -y -qq mmdebstrap")
+    assert "fake mmdebstrap ran" in result.stderr and "mmdebstrap failed in every mode tried" in result.stderr
 
 
 # ---- `mldeploy models` (issue #9, hole 10) --------------------------------------------------------------

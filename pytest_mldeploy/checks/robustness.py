@@ -47,6 +47,8 @@ class Probe:
     body: bytes
     content_type: Optional[str] = "application/json"
     rejected_by_schema: bool = False
+    #: The parameter this probe spoils, when the server passes that parameter to run() unchecked.
+    unchecked: Optional[str] = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,15 +145,25 @@ def schema_probes(contract: Contract, seed: Optional[int]) -> list[Probe]:
     is_valid = validator(contract.input).is_valid
     probes: list[Probe] = []
     seen: set[bytes] = set()
-    for label, mutated in mutations(base_request(contract, seed)):
+    base = base_request(contract, seed)
+    for label, mutated in mutations(base):
         body = json.dumps(mutated).encode("utf-8")
         if body in seen or is_valid(mutated):
             continue
         seen.add(body)
-        probes.append(Probe(label, body, rejected_by_schema=True))
+        probes.append(Probe(label, body, rejected_by_schema=True, unchecked=_spoiled_unchecked(base, mutated, contract.unchecked)))
         if len(probes) >= MAX_SCHEMA_PROBES:
             break
     return probes
+
+
+def _spoiled_unchecked(base: Any, mutated: Any, unchecked: frozenset) -> Optional[str]:
+    """The unchecked parameter a mutation changed, when it changed nothing else."""
+    if not unchecked or not isinstance(base, dict) or not isinstance(mutated, dict):
+        return None
+    missing = object()
+    changed = {key for key in base.keys() | mutated.keys() if base.get(key, missing) != mutated.get(key, missing)}
+    return next(iter(changed)) if len(changed) == 1 and changed <= unchecked else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,6 +261,10 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
                 failures.append(_Finding(probe, f"answered {status}", response))
             else:
                 warnings.append(f"{probe.label}: answered {status} (run() without a schema must handle malformed input itself)")
+        elif strict and status < 400 and probe.unchecked:
+            warnings.append(f"{probe.label}: answered {status}: run() accepted a value its schema rejects "
+                            f"('{probe.unchecked}' is declared with convert_to_provided_type=False, so neither this "
+                            f"server nor Azure's checks it; run() must)")
         elif strict and status < 400:
             failures.append(_Finding(probe, f"answered {status}, accepting a request its schema rejects" if probe.rejected_by_schema else f"answered {status}", response))
         elif strict and (problem := error_body_problem(response)):

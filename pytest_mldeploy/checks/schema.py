@@ -18,6 +18,7 @@ from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidat
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.server.schema import UNCHECKED
 
 if TYPE_CHECKING:
     from pytest_mldeploy.checks.client import ScoringClient
@@ -179,6 +180,8 @@ class Contract:
     output: Optional[dict]
     has_example: bool
     example: Any
+    #: Top-level parameters the server passes to run() unchecked (convert_to_provided_type=False).
+    unchecked: frozenset = frozenset()
 
 
 def read_contract(client: "ScoringClient") -> Contract:
@@ -191,7 +194,14 @@ def read_contract(client: "ScoringClient") -> Contract:
     if not isinstance(document, dict):
         raise ValueError(f"GET {client.swagger_url} is not a swagger object")
     has_example, example = definition_example(document, "ServiceInput")
-    return Contract(document, input_schema(document), output_schema(document), has_example, example)
+    return Contract(document, input_schema(document), output_schema(document), has_example, example,
+                    unchecked_parameters(document))
+
+
+def unchecked_parameters(document: dict) -> frozenset:
+    """The ServiceInput properties the server marks as passed to run() unchecked."""
+    raw = ((document.get("definitions") or {}).get("ServiceInput") or {}).get("properties") or {}
+    return frozenset(name for name, sub in raw.items() if isinstance(sub, dict) and sub.get(UNCHECKED) is True)
 
 
 def unreadable_contract(check: str, client: "ScoringClient", exc: Exception) -> CheckResult:

@@ -362,3 +362,39 @@ def bootstrap_base_image(
             raise BuildError(f"base image: docker import of {tag} failed: {exc}") from exc
     image = client.images.get(tag)
     return BaseImage(tag=tag, id=image.id, python_version=python_version, glibc_version=glibc)
+
+
+def apt_install(package: str, command: str, purpose: str, *, progress: Progress = None) -> str:
+    """The path of `command`, installing Debian `package` with apt-get first when it is missing.
+
+    Only as root on a host with apt-get, and with a notice (`mldeploy base-image` does this for
+    mmdebstrap on a fresh machine); elsewhere `BuildError` names the command to run.
+    """
+    found = shutil.which(command)
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if os.geteuid() != 0 or apt is None:
+        why = "not root" if apt else "no apt-get on this host"
+        raise BuildError(
+            f"{command} ({purpose}) is not installed and cannot be installed from here ({why}); "
+            f"install the Debian package: `sudo apt-get install {package}`"
+        )
+    say = progress or (lambda _msg: None)
+    say(f"{command} ({purpose}) is not installed: installing the Debian package {package} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = [apt, "install", "-y", "-qq", package]
+    proc = subprocess.run(install, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:  # a fresh host may have no package lists yet
+        say("apt-get update (the package lists are missing or stale)")
+        subprocess.run([apt, "update", "-qq"], env=env, capture_output=True, text=True)
+        proc = subprocess.run(install, env=env, capture_output=True, text=True)
+    found = shutil.which(command)
+    if proc.returncode != 0 or found is None:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        raise BuildError(
+            f"{command}: `apt-get install {package}` failed (exit {proc.returncode}); fix apt's error below "
+            f"or install {package} by hand:\n{tail}"
+        )
+    say(f"installed {package}: {found}")
+    return found

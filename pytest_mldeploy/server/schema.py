@@ -3,7 +3,8 @@
 The server deserialises each parameter itself with the declared parameter type (so input the schema
 rejects is a 400, not the 500 Azure gives when the decorator fails inside run()), then calls the
 undecorated function. It also derives the swagger schema, tightened with what the parameter types
-really enforce (`required`, `minItems`/`maxItems` for the dimensions `enforce_shape` checks).
+and the code behind them need (`required`, non-empty batches, the sample's inner widths, narrow
+integer ranges, pandas columns); the server publishes that schema and enforces it (validation.py).
 inference_schema is imported only when the entry script has loaded it.
 """
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 REQUEST_HEADERS = "request_headers"
+#: Marks, in the served ServiceInput, a parameter declared with convert_to_provided_type=False:
+#: the server passes it to run() as sent, unchecked (as Azure's server does).
+UNCHECKED = "x-mldeploy-unchecked"
 _DECORATORS_MODULE = "inference_schema.schema_decorators"
 
 
@@ -136,12 +140,12 @@ def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -
 
 
 def _reject_missing_numbers(name: str, value: Any) -> None:
-    """A numeric numpy input holding NaN: in strict JSON that can only come from a `null` the schema does not allow."""
+    """A numeric numpy input holding NaN or infinity: a number past the dtype's range (e.g. 1e39 as float32)."""
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(value, numpy.ndarray) or value.dtype.kind not in "fc":
         return
     if not numpy.isfinite(value).all():
-        raise InputRejected(f"Invalid value for the {name!r} parameter: null where the schema declares a number")
+        raise InputRejected(f"Invalid value for the {name!r} parameter: a number is beyond the range of {value.dtype}")
 
 
 # ---- swagger schemas -------------------------------------------------------------------------------
@@ -193,10 +197,16 @@ def supported_versions(schema: RunSchema, run: Callable[..., Any]) -> list[str]:
 
 
 def tighten(node: dict[str, Any], param_type: Any) -> None:
-    """Add to `node` the bounds `param_type.deserialize_input` enforces, so schema-valid input is accepted."""
+    """Add to `node` the bounds that `param_type` and the code behind it need, so schema-valid input is accepted.
+
+    The server enforces the published schema (validation.py), so each bound added here is also a
+    400 for input that would otherwise reach run() and fail there (or be silently truncated).
+    """
     kind = type(param_type).__name__
     if kind == "NumpyParameterType":
         _tighten_numpy(node, param_type)
+    elif kind == "PandasParameterType":
+        _tighten_pandas(node, param_type)
     elif kind == "StandardPythonParameterType":
         for key, nested in getattr(param_type, "sample_data_type_map", {}).items():
             child = node.get("properties", {}).get(key)
@@ -208,26 +218,95 @@ def tighten(node: dict[str, Any], param_type: Any) -> None:
 
 
 def _tighten_numpy(node: dict[str, Any], param_type: Any) -> None:
+    """Every dimension but the batch is the sample's; the batch is not empty; leaves fit the dtype.
+
+    inference_schema checks the inner dimensions only with `enforce_shape`; without it a wrong width
+    or an extra level of nesting reaches run() (a 500 on Azure), and ragged rows fail in np.array.
+    JSON Schema cannot say "rows of equal length", so the sample's widths are published and enforced
+    either way: the one shape every numpy model accepts.
+    """
     sample = param_type.sample_input
-    shape = tuple(sample.shape)
     current: Any = node
-    if getattr(param_type, "enforce_shape", True):
-        for dim, size in enumerate(shape):
+    for dim, size in enumerate(sample.shape):
+        if not isinstance(current, dict) or current.get("type") != "array":
+            return
+        if dim == 0:
+            current["minItems"] = 1
+        else:
+            current["minItems"] = current["maxItems"] = int(size)
+        current = current.get("items")
+    if isinstance(current, dict):
+        _tighten_dtype(current, sample.dtype)
+
+
+def _tighten_dtype(node: dict[str, Any], dtype: Any) -> None:
+    """Bounds a JSON value needs to convert to `dtype`: fields of structured rows, narrow integer ranges."""
+    names = dtype.names
+    if names:
+        if node.get("type") == "object":
+            # Structured rows are read column by column: every field must be present.
+            node["required"] = list(names)
+            for name in names:
+                child = node.get("properties", {}).get(name)
+                if isinstance(child, dict):
+                    _tighten_dtype(child, dtype[name])
+        return
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        current: Any = node
+        for size in shape:
             if not isinstance(current, dict) or current.get("type") != "array":
-                break
-            if dim == 0:
-                if len(shape) >= 2:
-                    # np.array([]) has one dimension, so enforce_shape rejects an empty outer array.
-                    current["minItems"] = 1
-            else:
-                current["minItems"] = current["maxItems"] = int(size)
+                return
+            current["minItems"] = current["maxItems"] = int(size)
             current = current.get("items")
-    else:
-        for _ in shape:
-            if not isinstance(current, dict) or current.get("type") != "array":
-                break
-            current = current.get("items")
-    names = sample.dtype.names
-    if names and isinstance(current, dict) and current.get("type") == "object":
-        # Structured rows are read column by column: every field must be present.
-        current["required"] = list(names)
+        if isinstance(current, dict):
+            _tighten_dtype(current, base)
+        return
+    _integer_range(node, dtype)
+
+
+def _integer_range(node: dict[str, Any], dtype: Any) -> None:
+    """`minimum`/`maximum` for integer dtypes narrower than 64 bits (numpy refuses values outside them).
+
+    64-bit ranges are left out: published, they would make the properties check draw numbers near
+    9.2e18 that overflow ordinary models; numpy refuses the rare larger literal with a 400 anyway.
+    """
+    if node.get("type") != "integer" or getattr(dtype, "kind", "") not in "iu" or dtype.itemsize >= 8:
+        return
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return
+    try:
+        info = numpy.iinfo(dtype)
+    except (TypeError, ValueError):  # an extension dtype numpy does not know (e.g. pandas' Int8)
+        return
+    node["minimum"], node["maximum"] = int(info.min), int(info.max)
+
+
+def _tighten_pandas(node: dict[str, Any], param_type: Any) -> None:
+    """A frame has at least one row; `records` rows carry exactly the sample's columns with `enforce_shape`; `values` rows the sample's width.
+
+    Columns already are `required` (inference_schema) and typed without null, so a missing column or
+    a null no longer reaches the model as NaN. Orients other than `records` and `values` are left as
+    inference_schema describes them.
+    """
+    orient = getattr(param_type, "orient", "records")
+    sample = param_type.sample_input
+    if orient not in ("records", "values") or node.get("type") != "array":
+        return
+    node["minItems"] = 1
+    rows = node.get("items")
+    if not isinstance(rows, dict):
+        return
+    enforce_shape = getattr(param_type, "enforce_shape", True)
+    if orient == "records" and rows.get("type") == "object":
+        if enforce_shape:
+            rows["additionalProperties"] = False
+        if getattr(param_type, "enforce_column_type", True):
+            for column, dtype in sample.dtypes.items():
+                child = rows.get("properties", {}).get(str(column))
+                if isinstance(child, dict):
+                    _integer_range(child, dtype)
+    elif orient == "values" and rows.get("type") == "array":
+        # Ragged rows cannot make a frame: the sample's width, as for numpy.
+        rows["minItems"] = rows["maxItems"] = int(sample.shape[1])

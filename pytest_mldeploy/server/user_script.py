@@ -2,8 +2,10 @@
 
 Three ways to call run(), chosen from how it is declared (Azure's rules):
 - `@rawhttp`: run(AMLRequest) for GET and POST;
-- inference_schema decorators: the JSON body's keys become run()'s parameters, each deserialised
-  with its declared type (a missing key or a value the type rejects is a 400);
+- inference_schema decorators: the JSON body's keys become run()'s parameters; the body is first
+  validated against the `ServiceInput` schema the service publishes (validation.py), then each
+  parameter is deserialised with its declared type (a missing key, a schema violation or a value
+  the type rejects is a 400);
 - neither: run(body as str) for POST, run(JSON string of the query) for GET.
 """
 from __future__ import annotations
@@ -11,14 +13,18 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import sys
 from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl
 
-from . import amlhttp, schema, shims
+from . import amlhttp, schema, shims, validation
+from .schema import UNCHECKED
 from .settings import Settings
+
+log = logging.getLogger("mldeploy.server")
 
 MODE_RAWHTTP = "rawhttp"
 MODE_SCHEMA = "schema"
@@ -50,6 +56,9 @@ class UserScript:
         self.first_param = "data"
         self.run_schema = schema.RunSchema(parameters=[])
         self._call: Callable[..., Any] = self.run_fn
+        self._input_schema: dict[str, Any] = {}
+        self._input_schema_error: Optional[BaseException] = None
+        self._validator: Optional[validation.Validator] = None
 
     # ---- start-up ------------------------------------------------------------------------------
 
@@ -75,7 +84,11 @@ class UserScript:
             raise ScriptError(f"entry script {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules["entry_module"] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except (ImportError, AttributeError) as exc:
+            _raise_with_known_fix(exc)
+            raise
         self.module = module
 
         for name in ("init", "run"):
@@ -115,10 +128,31 @@ class UserScript:
         else:
             self.mode = MODE_STRING
             self._call = run
+        if self.mode == MODE_SCHEMA:
+            self._prepare_input_schema()
+
+    def _prepare_input_schema(self) -> None:
+        """Build the published ServiceInput once, and compile the validator from that same dict."""
+        try:
+            body = schema.input_schema_for(self.run_schema, self.run_fn)
+        except Exception as exc:  # inference_schema cannot describe a sample: /swagger.json will say so
+            log.warning("run()'s input schema cannot be generated (requests are not validated against it): %s", exc)
+            self._input_schema_error = exc
+            return
+        body, dropped = validation.restrict(body)
+        if dropped:
+            log.warning("ServiceInput keywords left out of the swagger document because the server does not "
+                        "enforce them: %s", ", ".join(dropped))
+        self._input_schema = _mark_unchecked(body, self.run_schema)
+        self._validator = validation.compile_schema(_enforced_part(body, self.run_schema))
 
     def init(self) -> None:
-        """Call the script's init()."""
-        self.init_fn()
+        """Call the script's init() (a well-known import failure gets its fix in the message)."""
+        try:
+            self.init_fn()
+        except (ImportError, AttributeError) as exc:
+            _raise_with_known_fix(exc)
+            raise
 
     # ---- per request ---------------------------------------------------------------------------
 
@@ -143,8 +177,8 @@ class UserScript:
             )
             kwargs: dict[str, Any] = {self.first_param: request}
         elif method == "GET":
-            parsed = _query_values(query)
-            kwargs = self._schema_values(parsed) if self.mode == MODE_SCHEMA else {self.first_param: json.dumps(parsed)}
+            parsed = _query_values(query, strict=self.mode == MODE_SCHEMA)
+            kwargs = self._schema_values(parsed) if self.mode == MODE_SCHEMA else {self.first_param: _dumps(parsed)}
         elif method == "POST":
             kwargs = self._post_values(raw_headers, body)
         else:
@@ -186,6 +220,10 @@ class UserScript:
                 values[parameter.name] = parameter.default
             else:
                 raise BadRequest(400, f"A value is not provided for the {parameter.name!r} parameter.")
+        if self._validator is not None:
+            violation = self._validator.first_violation(body)
+            if violation is not None:
+                raise BadRequest(400, _violation_message(violation))
         try:
             return schema.deserialise(self.run_schema, values, provided)
         except schema.InputRejected as exc:
@@ -201,7 +239,9 @@ class UserScript:
         """The request body's JSON schema (free-form unless run() declares one)."""
         if self.mode != MODE_SCHEMA:
             return {}
-        return schema.input_schema_for(self.run_schema, self.run_fn)
+        if self._input_schema_error is not None:
+            raise self._input_schema_error
+        return self._input_schema
 
     def output_schema(self) -> dict[str, Any]:
         """The response body's JSON schema (free-form unless run() declares one)."""
@@ -216,16 +256,76 @@ class UserScript:
         return schema.supported_versions(self.run_schema, self.run_fn)
 
 
-def _query_values(query: bytes) -> dict[str, Any]:
-    """Query arguments as run() inputs: each value parsed as JSON when it is, repeated keys as lists (Azure)."""
+def _query_values(query: bytes, strict: bool = True) -> dict[str, Any]:
+    """Query arguments as run() inputs: each value parsed as JSON when it is, repeated keys as lists (Azure).
+
+    The same JSON rules and nesting limit as a POST body (`strict`: no NaN/Infinity, which then stay
+    strings); JSON nested past the limit is a 400, not a RecursionError blamed on the script.
+    """
     grouped: dict[str, list[Any]] = {}
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         try:
-            parsed: Any = json.loads(value)
+            parsed: Any = (json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
+                           if strict else json.loads(value))
         except ValueError:
             parsed = value
+        except RecursionError:
+            raise BadRequest(400, f"The query value of {key!r} could not be decoded as JSON: it is nested too deeply") from None
         grouped.setdefault(key, []).append(parsed)
     return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        raise BadRequest(400, "The query could not be decoded as JSON: it is nested too deeply") from None
+
+
+def _raw_params(run_schema: schema.RunSchema) -> list[str]:
+    return [name for name, declared in run_schema.params.items() if not declared.convert]
+
+
+def _mark_unchecked(body: dict[str, Any], run_schema: schema.RunSchema) -> dict[str, Any]:
+    """The published body schema, with `x-mldeploy-unchecked: true` on each parameter the server passes on raw.
+
+    The checks read the mark: a bad value there that run() tolerates is the script's choice, not a
+    request the server wrongly accepted.
+    """
+    raw = _raw_params(run_schema)
+    if not raw:
+        return body
+    properties = {name: ({**sub, UNCHECKED: True} if name in raw else sub) for name, sub in body.get("properties", {}).items()}
+    return {**body, "properties": properties}
+
+
+def _enforced_part(body: dict[str, Any], run_schema: schema.RunSchema) -> dict[str, Any]:
+    """The published body schema, less the parameters declared with `convert_to_provided_type=False`.
+
+    Those reach run() raw, as on Azure: run() owns their checking, and the robustness check holds it
+    to the published schema (a script that trusts them fails it, as it would fail in production).
+    """
+    raw = _raw_params(run_schema)
+    if not raw:
+        return body
+    properties = {name: ({} if name in raw else sub) for name, sub in body.get("properties", {}).items()}
+    return {**body, "properties": properties}
+
+
+def _violation_message(violation: validation.Violation) -> str:
+    """`Invalid value for the 'data' parameter: /data/0 must have exactly 10 items, not 3`."""
+    parts = violation.pointer.split("/")
+    if len(parts) > 1 and parts[1]:
+        name = parts[1].replace("~1", "/").replace("~0", "~")
+        return f"Invalid value for the {name!r} parameter: {violation}"
+    return f"Invalid request body: {violation}"
+
+
+def _raise_with_known_fix(exc: BaseException) -> None:
+    """Re-raise `exc` with its known fix in the message (chained to it), when it has one."""
+    fixed = shims.with_known_fix(exc)
+    if fixed is not None:
+        raise fixed from exc
 
 
 def _reject_constant(name: str) -> Any:

@@ -169,3 +169,15 @@ def test_samples_skips_without_a_requests_file(live_context):
     ctx.deployment = deployment
     result = check_samples(ctx)
     assert result.outcome is Outcome.SKIPPED and "profile.requests" in result.summary
+
+
+def test_unchecked_parameter_tolerated_by_run_is_a_warning_not_a_failure(live_context):
+    ctx = live_context(PROJECTS / "correct-globalparams")
+    swagger = ctx.client.swagger()
+    assert swagger["definitions"]["ServiceInput"]["properties"]["GlobalParameters"]["x-mldeploy-unchecked"] is True
+    assert check_swagger(ctx).outcome is Outcome.PASSED
+    result = check_robustness(ctx)
+    assert result.outcome is Outcome.PASSED, result.report
+    assert any("GlobalParameters" in w and "convert_to_provided_type=False" in w and ": answered 200" in w
+               for w in result.warnings), result.warnings
+    assert check_properties(ctx).outcome is Outcome.PASSED

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from pytest_mldeploy.core import base_image as bi
@@ -79,10 +82,76 @@ def test_source_date_epoch_follows_the_environment(monkeypatch):
     assert bi.source_date_epoch() == bi.DEFAULT_SOURCE_DATE_EPOCH
 
 
-def test_bootstrap_fails_clearly_when_no_mode_works(tmp_path):
+def test_bootstrap_fails_clearly_when_no_mode_works(tmp_path, monkeypatch):
+    # A stand-in mmdebstrap that rejects the mode, first on PATH: the message must not depend on
+    # mmdebstrap being installed (a fresh machine has none until `mldeploy base-image` installs it).
+    fake = tmp_path / "bin" / "mmdebstrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'E: invalid mode. Choose from auto, sudo, root, unshare, fakeroot, fakechroot, chrootless' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(BuildError) as caught:
         bi.bootstrap_base_image("mldeploy/base:never", modes=["no-such-mode"], mirrors=["deb http://127.0.0.1:9/debian bookworm main"])
     message = str(caught.value)
     assert "mmdebstrap failed in every mode tried" in message
     assert "--mode=no-such-mode" in message
     assert "docker pull python:3.11-slim-bookworm" in message
+
+
+# -- apt_install: how `mldeploy base-image` gets mmdebstrap on a fresh machine (a fake apt-get on a fake PATH) --
+
+FAKE_APT = """#!/bin/sh
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+echo "$*" >> "$here/apt.log"
+case "$1" in
+  update) : > "$here/lists"; exit 0 ;;
+  install)
+    if [ ! -f "$here/lists" ]; then echo "E: Unable to locate package mmdebstrap" >&2; exit 100; fi
+    printf '#!/bin/sh\\nexit 0\\n' > "$here/mmdebstrap"; /bin/chmod +x "$here/mmdebstrap"; exit 0 ;;
+esac
+exit 1
+"""
+
+
+def _fake_path(tmp_path, monkeypatch, apt_script=FAKE_APT):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    apt = bin_dir / "apt-get"
+    apt.write_text(apt_script)
+    apt.chmod(0o755)
+    # dirname, the only tool the fake uses by name, comes from the real system
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def test_apt_install_installs_a_missing_tool_as_root_updating_lists_when_needed(tmp_path, monkeypatch):
+    bin_dir = _fake_path(tmp_path, monkeypatch)
+    monkeypatch.setattr(bi.os, "geteuid", lambda: 0)
+    notices = []
+    path = bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=notices.append)
+    assert path == str(bin_dir / "mmdebstrap")
+    assert (bin_dir / "apt.log").read_text().splitlines() == [
+        "install -y -qq mmdebstrap", "update -qq", "install -y -qq mmdebstrap"]
+    assert "installing the Debian package mmdebstrap with apt-get" in notices[0]
+    # Found on PATH now: apt-get is not asked again.
+    assert bi.apt_install("mmdebstrap", "mmdebstrap", "x") == path
+    assert len((bin_dir / "apt.log").read_text().splitlines()) == 3
+
+
+def test_apt_install_as_a_user_names_the_command_to_run(tmp_path, monkeypatch):
+    bin_dir = _fake_path(tmp_path, monkeypatch)
+    monkeypatch.setattr(bi.os, "geteuid", lambda: 1000)
+    with pytest.raises(BuildError) as err:
+        bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
+    assert "not root" in str(err.value) and "`sudo apt-get install mmdebstrap`" in str(err.value)
+    assert not (bin_dir / "apt.log").exists()
+
+
+def test_apt_install_reports_apt_errors(tmp_path, monkeypatch):
+    _fake_path(tmp_path, monkeypatch, "#!/bin/sh\necho 'E: Could not get lock /var/lib/dpkg/lock-frontend' >&2\nexit 100\n")
+    monkeypatch.setattr(bi.os, "geteuid", lambda: 0)
+    with pytest.raises(BuildError) as err:
+        bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
+    message = str(err.value)
+    assert "`apt-get install mmdebstrap` failed (exit 100)" in message and "Could not get lock" in message

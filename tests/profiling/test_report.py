@@ -53,18 +53,20 @@ def test_html_is_self_contained_and_escaped(profile_result, tmp_path: Path) -> N
     assert "verified" in text
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+@pytest.fixture
+def chromium(system_tool) -> str:  # type: ignore[no-untyped-def]
+    """A headless browser on PATH, else Debian's chromium (installed when we can, see tests/conftest.py)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return found or system_tool("chromium", "chromium", "renders the HTML report headless")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
-def test_html_renders_in_a_headless_browser(profile_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_html_renders_in_a_headless_browser(profile_result, tmp_path: Path, chromium: str) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
     _, html_path = write_reports(profile_result, tmp_path)
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome'}",
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome'}",
          "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip

@@ -83,13 +83,15 @@ def test_undecodable_or_incomplete_body_is_400(server, body: bytes, message: str
 @pytest.mark.parametrize(
     "data, fragment",
     [
-        ([[1, 2, 3]], "array has size 3 on dimension #1, while expected value is 10"),
-        ([], "an array with 2 dimensions is expected"),
-        ([[]], "array has size 0 on dimension #1"),
-        ([["a"] * 10], "could not convert string to float"),
-        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "an array with 2 dimensions is expected"),
-        ("text", "expected an array of items"),
-        ([[None, 1.2, 2.3, 3.4, 4.5, 5.6, 6.7, 7.8, 8.9, 9.0]], "null where the schema declares a number"),
+        # The server validates against the ServiceInput it publishes: a JSON pointer and the reason.
+        ([[1, 2, 3]], "/data/0 must have exactly 10 items, not 3"),
+        ([], "/data must have at least 1 item, not 0"),
+        ([[]], "/data/0 must have exactly 10 items, not 0"),
+        ([["a"] * 10], "/data/0/0 must be a number, not a string"),
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "/data/0 must be an array, not an integer"),
+        ("text", "/data must be an array, not a string"),
+        ([[None, 1.2, 2.3, 3.4, 4.5, 5.6, 6.7, 7.8, 8.9, 9.0]], "/data/0/0 must be a number, not null"),
+        ([[False, 1.2, 2.3, 3.4, 4.5, 5.6, 6.7, 7.8, 8.9, 9.0]], "/data/0/0 must be a number, not a boolean"),
     ],
 )
 def test_schema_violations_are_400_not_500(server, data: object, fragment: str) -> None:

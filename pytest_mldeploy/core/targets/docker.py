@@ -162,7 +162,7 @@ class DockerTarget(Target):
         try:
             import docker
         except ImportError:
-            self.unavailable_reason = "the docker package is not installed (pip install 'pytest-mldeploy[docker]')"
+            self.unavailable_reason = "the docker package is not installed (pip install docker testcontainers)"
             return False
         try:
             client = docker.from_env(timeout=_PING_TIMEOUT_S)

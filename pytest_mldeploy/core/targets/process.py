@@ -1,6 +1,7 @@
 """The process target: the scoring server as a local process, for machines without Docker.
 
-The app is laid out in a temporary directory exactly as in an image, and
+The app is laid out in a temporary directory exactly as in an image (removed when the service
+stops, with the server's log unless the caller gave the log a place of its own), and
 `python -m pytest_mldeploy.server` serves it on a free 127.0.0.1 port, from the current
 interpreter when it already satisfies the deployment's requirements, else from a cached virtual
 environment. CPU and memory limits are NOT enforced here (a plain process has none); `pid` lets
@@ -143,7 +144,10 @@ class ProcessTarget(Target):
         name: Optional[str] = None,
         wait: bool = True,
         keep: bool = False,
+        log_path: Optional[Path] = None,
     ) -> Service:
+        """See `Target.deploy`; `log_path` is where the server's output goes (appended), kept after
+        the service stops; by default a file in the service's temporary directory, removed with it."""
         from pytest_mldeploy.core.layout import lay_out_app
 
         service_name = name or deployment.name
@@ -156,7 +160,8 @@ class ProcessTarget(Target):
             keys = make_keys(deployment)
             env = _server_env(layout.server_env(), keys)
             host_port = port or getattr(deployment, "port", None) or free_port()
-            log_path = workdir / "server.log"
+            log_path = Path(log_path) if log_path else workdir / "server.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "ab")
             process = subprocess.Popen(
                 [python, "-m", "pytest_mldeploy.server", "--host", "127.0.0.1", "--port", str(host_port)],
