@@ -556,7 +556,9 @@ def _apply_online_deployment(
             problem = outside_problem(written, full, root, ctx.get("allowed_outside") or ())
             if problem:
                 raise ConfigError(f"{file_shown}: {v2_key}: {problem}")
-    translated = translation.keys
+    translated = dict(translation.keys)
+    if data.get("base_image") is not None:  # mldeploy.yaml's base image wins over the v2 environment's image
+        translated.pop("base_image", None)
     for name, value in translated.items():
         if name in data and name not in from_defaults and name not in replaces:
             raise ConfigError(f"{shown}: {where}.{name}: also set by {key} {raw}; keep one")

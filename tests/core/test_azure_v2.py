@@ -39,6 +39,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_base_image_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """Azure's sample shape: managed/sample/{endpoint,blue-deployment}.yml beside ../../model-1/."""
@@ -252,6 +257,7 @@ def test_mldeploy_yaml_references_a_v2_file_and_adds_gates(sample: Path) -> None
             online_deployment: blue-deployment.yml
             gates: {latency_p95_ms: 250}
             profile: {duration_s: 5}
+            base_image: mldeploy/base:bookworm-py3.11
         allowed_outside_paths: [../..]
         """)
     project = load_project(sample / "mldeploy.yaml")
@@ -259,6 +265,7 @@ def test_mldeploy_yaml_references_a_v2_file_and_adds_gates(sample: Path) -> None
     assert d.gates.latency_p95_ms == 250 and d.profile.duration_s == 5
     assert d.entry_script == "score.py" and d.resources.cpu == 4.0
     assert d.online_deployment == sample / "blue-deployment.yml"
+    assert d.base_image == "mldeploy/base:bookworm-py3.11"  # over the v2 environment's image
 
 
 def test_mldeploy_yaml_keeps_a_v2_files_paths_inside_its_project(sample: Path) -> None:
