@@ -99,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept, logstream
     from pytest_mldeploy.core.service import ServiceFailed
     from pytest_mldeploy.core.targets import get_target
+    from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
@@ -108,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     target = get_target(args.target, notice=_say)
     log = kept.fresh_log(project, name)
     try:
-        service = target.deploy(deployment, project, port=args.port, **_deploy_options(target, log))
+        service = target.deploy(deployment, project, port=serving_port(deployment, args.port), **_deploy_options(target, log))
     except ServiceFailed as exc:
         if target.name != "process":  # the container is gone: keep what it printed
             log.write_text(exc.log_tail)
@@ -143,6 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
     from pytest_mldeploy.core.targets import get_target
+    from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
@@ -153,7 +155,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         _say(f"mldeploy: replaced the running '{name}'")
     target = get_target(args.target, notice=_say)
     log = kept.fresh_log(project, name)
-    service = target.deploy(deployment, project, port=args.port, keep=True, **_deploy_options(target, log))
+    service = target.deploy(deployment, project, port=serving_port(deployment, args.port), keep=True, **_deploy_options(target, log))
     kept.save(project, name, service)
     print(f"scoring_uri: {service.scoring_uri}")
     print(f"swagger_uri: {service.swagger_uri}")
@@ -198,7 +200,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     result = profile_deployment(project, deployment, args.target, out, progress=_say)
     print(summarize(result))
     for gate in result.gates:
-        print(f"gate {'passed' if gate.passed else 'FAILED'}: {gate.message}")
+        print(f"gate {gate.status}: {gate.message}")
     print(f"profile_json: {result.json_path}")
     print(f"profile_html: {result.html_path}")
     return 0 if result.gates_passed else 1
@@ -238,18 +240,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_base_image(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import base_image
 
-    if args.if_missing:
-        import docker
-
-        client = docker.from_env()
-        try:
-            client.images.get(args.tag)
-            _say(f"mldeploy: base image {args.tag} is present")
-            return 0
-        except docker.errors.ImageNotFound:
-            pass
-    base_image.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=_say)
-    built = base_image.bootstrap_base_image(args.tag, progress=_say)
+    # Under a lock: two `--if-missing` at once bootstrap once, the second finds the first's image.
+    built, made = base_image.ensure_offline_base(args.tag, rebuild=not args.if_missing, progress=_say)
+    if not made:
+        _say(f"mldeploy: base image {args.tag} is present")
+        return 0
     print(f"base_image: {built.tag} (python {built.python_version}, glibc {built.glibc_version})")
     return 0
 
@@ -260,7 +255,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     project = _load(args)
     deployment = _pick_deployment(project, args.deployment)
     if args.dockerfile_only:
-        out = image.write_build_context(deployment, project, Path(args.dockerfile_only))
+        out = image.write_build_context(deployment, project, Path(args.dockerfile_only), progress=_say)
         print(f"build_context: {out}")
         print(f"build it with: docker build -t mldeploy/{deployment.name} {out}")
         return 0
@@ -379,13 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise), "
                                     "streaming its log (also kept in .mldeploy/services/DEPLOYMENT/service.log).")
     with_config(p)
-    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the deployment's `port`, else a free one)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
 
     p = command("deploy", cmd_deploy, "Start a deployment and leave it running (until `mldeploy delete`).")
     with_config(p)
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
-    p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: the deployment's `port`, else a free one)")
 
     p = command("logs", cmd_logs, "Print the log of a service started by `mldeploy deploy` or `mldeploy serve` "
                                   "(the last one's, after it stopped).")

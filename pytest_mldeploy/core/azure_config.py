@@ -11,7 +11,6 @@ a bad conda file) raise `errors.ConfigError` here.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -147,25 +146,6 @@ def read_json(path: Path, shown: str) -> Any:
         raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
 
 
-def conda_pip_requirements(conda: Dict[str, Any]) -> List[str]:
-    """The pip part of a conda environment (`dependencies: [..., {pip: [...]}]`), in order."""
-    lines: List[str] = []
-    for dep in conda.get("dependencies") or []:
-        if isinstance(dep, dict):
-            lines.extend(str(item) for item in dep.get("pip") or [])
-    return lines
-
-
-def conda_python_version(conda: Dict[str, Any]) -> Optional[str]:
-    """`X.Y` from a conda dependency `python=X.Y[.Z]` (or `python==X.Y`), if the environment pins one."""
-    for dep in conda.get("dependencies") or []:
-        if isinstance(dep, str):
-            match = re.fullmatch(r"\s*python\s*={1,2}\s*(\d+)\.(\d+)(?:\.[\w*]+)?\s*", dep)
-            if match:
-                return f"{match.group(1)}.{match.group(2)}"
-    return None
-
-
 def _existing(path: Path, shown: str, key: str, raw: str, kind: str = "file") -> Path:
     if not path.exists():
         raise ConfigError(f"{shown}: {key}: {raw} does not exist (looked for {path})")
@@ -194,6 +174,9 @@ def _lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> 
 def translate_inference_config(path: Path, shown: str) -> Dict[str, Any]:
     """Inline deployment keys equivalent to an `inferenceconfig.json`.
 
+    Inline `condaDependencies` become `environment.conda`; `environment.docker.baseImage` becomes
+    `base_image` as written (an Azure curated image is mapped to ours when the image is built).
+
     Paths come back absolute: `sourceDirectory` relative to the JSON file's folder (default: that
     folder), `entryScript` and conda files relative to the source directory, as Azure ML resolves them.
     Besides the replaced keys the result may hold `base_image`, `workers`, `scoring_timeout_ms` and
@@ -218,11 +201,8 @@ def translate_inference_config(path: Path, shown: str) -> Dict[str, Any]:
             if env.python.condaDependencies is not None and env.python.condaDependenciesFile:
                 raise ConfigError(f"{shown}: environment.python: give condaDependencies or condaDependenciesFile, not both")
             if env.python.condaDependencies is not None:
-                conda = env.python.condaDependencies.model_dump()
-                environment["pip"] = conda_pip_requirements(conda)
-                python = conda_python_version(conda)
-                if python:
-                    environment["python"] = python
+                # Mapped to pip requirements (conda packages and the pip section) by core/conda.py.
+                environment["conda"] = env.python.condaDependencies.model_dump(exclude_none=True)
             if env.python.condaDependenciesFile:
                 conda_file, conda_key = env.python.condaDependenciesFile, "environment.python.condaDependenciesFile"
         if env.docker is not None and env.docker.baseImage:

@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import BuildError
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+DEFAULT_PYTHON = "3.11"  # the Python of DEFAULT_BASE_IMAGE and of the offline base
 LOCAL_BASE_TAG = "mldeploy/base:bookworm-py3.11"
 DEFAULT_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "python-is-python3")
@@ -80,7 +81,50 @@ def _docker_client(client=None):
         raise BuildError(f"Docker engine: cannot connect ({exc}); start Docker or set DOCKER_HOST") from exc
 
 
-def _missing_message(tag: str) -> str:
+# Azure ML's curated and base images (conda inside, pulled from Microsoft's registry). Inference
+# configs written by the SDK always name one; mldeploy builds on its own base instead.
+AZURE_IMAGE_PREFIXES = ("mcr.microsoft.com/azureml/", "viennaglobal.azurecr.io/", "azureml/")
+
+
+def is_azure_curated(tag: str) -> bool:
+    """Whether `tag` is one of Azure ML's own base/curated images (`mcr.microsoft.com/azureml/...`)."""
+    return tag.lower().startswith(AZURE_IMAGE_PREFIXES)
+
+
+def python_base_tag(python_version: str) -> str:
+    """The public base with that Python: `python:X.Y-slim-bookworm`."""
+    return f"python:{python_version}-slim-bookworm"
+
+
+def find_or_pull(tag: str, *, client=None) -> tuple[Optional[BaseImage], Optional[str]]:
+    """(`tag` as a BaseImage, None) when it is local or pulls; (None, the registry's reason) otherwise."""
+    import docker
+
+    client = _docker_client(client)
+    try:
+        return describe_base_image(client.images.get(tag), tag, client=client), None
+    except docker.errors.ImageNotFound:
+        pass
+    if tag.split(":")[0] == LOCAL_BASE_TAG.split(":")[0]:
+        return None, "an offline base is built by `mldeploy base-image`, never pulled"
+    reason = _pull(client, tag)
+    if reason is not None:
+        return None, reason
+    return describe_base_image(client.images.get(tag), tag, client=client), None
+
+
+def offline_base(*, client=None) -> Optional[BaseImage]:
+    """The offline base `mldeploy/base:bookworm-py3.11` when it is in the local engine, else None."""
+    import docker
+
+    client = _docker_client(client)
+    try:
+        return describe_base_image(client.images.get(LOCAL_BASE_TAG), LOCAL_BASE_TAG, client=client)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def missing_base_message(tag: str) -> str:
     return (
         f"base image {tag} is not in the local Docker engine and cannot be pulled. "
         f"Fix: `docker pull {tag}` where a registry is reachable, or build an offline base with "
@@ -115,21 +159,18 @@ def ensure_base_image(
         bootstrap = local
     if local:
         if not bootstrap:
-            raise BuildError(_missing_message(tag))
-        return bootstrap_base_image(tag, client=client, progress=progress)
+            raise BuildError(missing_base_message(tag))
+        return ensure_offline_base(tag, client=client, progress=progress)[0]
     pulled = _pull(client, tag)
     if pulled is None:
         return describe_base_image(client.images.get(tag), tag, client=client)
     if tag == DEFAULT_BASE_IMAGE:
-        try:
-            image = client.images.get(LOCAL_BASE_TAG)
-        except docker.errors.ImageNotFound:
-            raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})") from None
         if progress and tag not in _FALLBACK_NOTICED:  # once per run, not once per deployment built
             _FALLBACK_NOTICED.add(tag)
-            progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}")
-        return describe_base_image(image, LOCAL_BASE_TAG, client=client)
-    raise BuildError(f"{_missing_message(tag)} (pull failed: {pulled})")
+            progress(f"base image {tag} cannot be pulled ({pulled}); using the offline base {LOCAL_BASE_TAG}"
+                     " (built from Debian packages the first time, about a minute)")
+        return ensure_offline_base(LOCAL_BASE_TAG, client=client, progress=progress)[0]
+    raise BuildError(f"{missing_base_message(tag)} (pull failed: {pulled})")
 
 
 def _pull(client, tag: str) -> Optional[str]:
@@ -284,6 +325,31 @@ def _dpkg_versions(rootfs_tar: Path, packages: Sequence[str]) -> dict[str, str]:
     return versions
 
 
+def ensure_offline_base(
+    tag: str = LOCAL_BASE_TAG, *, client=None, rebuild: bool = False, progress: Progress = None
+) -> tuple[BaseImage, bool]:
+    """The offline base `tag`, bootstrapped when missing (always, with `rebuild`): (image, whether built).
+
+    Holds a per-tag file lock under the cache folder while it looks and builds, so two
+    `mldeploy base-image --if-missing` (or two test runs) at once bootstrap once: the second
+    waits, then finds the image the first imported.
+    """
+    import docker
+
+    from .environment import cache_root, file_lock
+
+    client = _docker_client(client)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tag)
+    with file_lock(cache_root() / "locks" / f"base-image-{safe}.lock"):
+        if not rebuild:
+            try:
+                return describe_base_image(client.images.get(tag), tag, client=client), False
+            except docker.errors.ImageNotFound:
+                pass
+        apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=progress)
+        return bootstrap_base_image(tag, client=client, progress=progress), True
+
+
 def bootstrap_base_image(
     tag: str = LOCAL_BASE_TAG,
     *,
@@ -295,6 +361,8 @@ def bootstrap_base_image(
     progress: Progress = None,
 ) -> BaseImage:
     """Build a Debian `suite` rootfs with python3 + venv (mmdebstrap) and `docker import` it as `tag`.
+
+    Builds unconditionally and without a lock: `ensure_offline_base` is the safe entry point.
 
     Reproducible for the same mirror content: SOURCE_DATE_EPOCH is set, and apt lists, caches,
     logs and host files are removed. Tries the mmdebstrap modes that can work here in turn and

@@ -30,6 +30,8 @@ from pydantic import (
 )
 
 from pytest_mldeploy.core import azure_config, azure_v2
+from pytest_mldeploy.core import conda as conda_env
+from pytest_mldeploy.core.base_image import is_azure_curated
 from pytest_mldeploy.errors import ConfigError
 
 CONFIG_FILENAME = "mldeploy.yaml"
@@ -221,17 +223,19 @@ class ModelSpec(_Strict):
 
 
 class EnvironmentSpec(_Strict):
-    """The Python packages and variables of the service: inline pip lines, a requirements file or a conda file."""
+    """The Python packages and variables of the service: inline pip lines, a requirements file or a conda environment."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     pip: Optional[List[Text]] = None
     requirements_file: Optional[Path] = Field(None, alias="requirements")
     conda_file: Optional[Path] = None
+    conda: Optional[Dict[str, Any]] = None
     python: Optional[str] = None
     variables: Dict[VariableName, Text] = {}
     _lines: List[str] = PrivateAttr(default_factory=list)
-    _conda_python: Optional[str] = PrivateAttr(default=None)
+    _conda: Optional[conda_env.CondaEnvironment] = PrivateAttr(default=None)
+    _conda_where: str = PrivateAttr(default="")
 
     @field_validator("requirements_file", "conda_file")
     @classmethod
@@ -259,29 +263,75 @@ class EnvironmentSpec(_Strict):
                     )
         return value
 
+    @field_validator("conda")
+    @classmethod
+    def _conda_shape(cls, value: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        if value is not None and not isinstance(value.get("dependencies", []), list):
+            raise ValueError("expected a conda environment mapping with a 'dependencies' list")
+        return value
+
     @model_validator(mode="after")
-    def _read_files(self) -> "EnvironmentSpec":
+    def _read_files(self, info: ValidationInfo) -> "EnvironmentSpec":
         """Read the requirements now so a broken file fails at load time, not at build time."""
-        given = [k for k, v in (("pip", self.pip), ("requirements", self.requirements_file), ("conda_file", self.conda_file)) if v is not None]
+        forms = (("pip", self.pip), ("requirements", self.requirements_file), ("conda_file", self.conda_file), ("conda", self.conda))
+        given = [k for k, v in forms if v is not None]
         if len(given) > 1:
-            raise ValueError(f"give one of pip, requirements or conda_file, not {' and '.join(given)}")
+            raise ValueError(f"give one of pip, requirements, conda_file or conda, not {' and '.join(given)}")
         if self.pip is not None:
             self._lines = [line.strip() for line in self.pip if line.strip()]
         elif self.requirements_file is not None:
             self._lines = read_requirements(self.requirements_file)
-        elif self.conda_file is not None:
-            conda = azure_config.read_conda_file(self.conda_file, str(self.conda_file))
-            self._lines = azure_config.conda_pip_requirements(conda)
-            self._conda_python = azure_config.conda_python_version(conda)
+        elif self.conda_file is not None or self.conda is not None:
+            ctx = info.context or {}
+            if self.conda_file is not None:
+                root = Path(ctx.get("root") or os.getcwd())
+                inside = self.conda_file.is_relative_to(root)
+                self._conda_where = self.conda_file.relative_to(root).as_posix() if inside else str(self.conda_file)
+                data = azure_config.read_conda_file(self.conda_file, str(self.conda_file))
+            else:
+                self._conda_where = ctx.get("conda_origin") or f"{ctx.get('shown') or CONFIG_FILENAME}: {ctx.get('where') or 'deployment'}.environment.conda"
+                data = self.conda or {}
+            self._conda = conda_env.from_conda(data)
+            self._lines = list(self._conda.requirements)
         return self
 
     def requirements(self) -> List[str]:
-        """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute)."""
+        """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute).
+
+        A conda environment gives its conda packages mapped to PyPI names and versions, then its pip section.
+        """
         return list(self._lines)
 
     def python_version(self) -> Optional[str]:
-        """`X.Y` from `python:`, else from a conda file's `python=X.Y`, else None (the base image's)."""
-        return self.python or self._conda_python
+        """`X.Y` from `python:`, else from a conda environment's `python=X.Y`, else None (the base image's)."""
+        return self.python or (self._conda.python if self._conda else None)
+
+    def python_pin(self) -> Optional[PythonPin]:
+        """The Python asked for and by whom, or None: `environment.python` is strict, a conda `python=` is a wish."""
+        if self.python:
+            return PythonPin(self.python, "environment.python", strict=True)
+        if self._conda is not None and self._conda.python:
+            return PythonPin(self._conda.python, f"{self._conda_where} ({self._conda.python_spec})", strict=False)
+        return None
+
+    def notices(self) -> List[str]:
+        """Lines the user should read about this environment (conda packages left out), once per build."""
+        return self._conda.notices(self._conda_where) if self._conda is not None else []
+
+    def origins(self) -> Dict[str, str]:
+        """pip line -> where it came from, for the conda packages mapped to PyPI (`numpy==1.26.4` -> `numpy=1.26.4 in env.yml`)."""
+        if self._conda is None:
+            return {}
+        return {line: f"conda {spec} in {self._conda_where}" for line, spec in self._conda.origins.items()}
+
+
+@dataclass(frozen=True)
+class PythonPin:
+    """A Python version a deployment asks for: `version` "X.Y", `source` for messages, `strict` unless a conda wish."""
+
+    version: str
+    source: str
+    strict: bool
 
 
 def read_requirements(path: Path, _seen: Optional[Set[Path]] = None) -> List[str]:
@@ -350,7 +400,7 @@ class ProfileSpec(_Strict):
     @field_validator("requests")
     @classmethod
     def _requests_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
-        return None if value is None else _resolve_path(value, info, "file")
+        return None if value is None else _resolve_path(value, info, "file or folder")
 
 
 class Gates(_Strict):
@@ -412,6 +462,7 @@ class Deployment(_Strict):
     instance_type: Optional[str] = None
     traffic_percent: Optional[int] = Field(None, ge=0, le=100)
     _notices: List[str] = PrivateAttr(default_factory=list)
+    _base_image_source: Optional[str] = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -455,6 +506,8 @@ class Deployment(_Strict):
             for name, value in translated.items():
                 if name in data and name not in from_defaults and name not in replaces:
                     raise ConfigError(f"{shown}: {where}.{name}: also set by {key} {raw}; keep one")
+            if isinstance(translated.get("environment"), dict) and "conda" in translated["environment"] and isinstance(info.context, dict):
+                info.context["conda_origin"] = f"{json_shown}: environment.python.condaDependencies"
             for name in replaces:
                 data.pop(name, None)
             data.update(translated)
@@ -512,6 +565,11 @@ class Deployment(_Strict):
     def notices(self) -> List[str]:
         """One line each about what was read but does not apply here (cloud-only keys of a v2 file)."""
         return list(self._notices)
+
+    @property
+    def base_image_source(self) -> Optional[str]:
+        """Who chose `base_image` (`MLDEPLOY_BASE_IMAGE`, `base_image`, `deployments.NAME.base_image`), None for the default."""
+        return self._base_image_source
 
     @property
     def environment_variables(self) -> Dict[str, str]:
@@ -657,10 +715,29 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
             messages.append(_format_errors(exc, shown, Deployment, ("deployments", name)))
     if messages:
         raise ConfigError("\n".join(messages))
-    project_image = os.environ.get(BASE_IMAGE_ENV) or top.base_image or DEFAULT_BASE_IMAGE
-    for deployment in deployments.values():
-        deployment.base_image = os.environ.get(BASE_IMAGE_ENV) or deployment.base_image or project_image
+    env_image = os.environ.get(BASE_IMAGE_ENV)
+    project_image = env_image or top.base_image or DEFAULT_BASE_IMAGE
+    for name, deployment in deployments.items():
+        _choose_base_image(deployment, name, env_image, top.base_image)
     return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
+
+
+def _choose_base_image(deployment: Deployment, name: str, env_image: Optional[str], top_image: Optional[str]) -> None:
+    """MLDEPLOY_BASE_IMAGE, else the deployment's own, else the top-level `base_image`, else the default.
+
+    The deployment's own may come from an SDK-written inferenceconfig.json, which always names an
+    Azure curated image: a top-level `base_image` wins over that one.
+    """
+    own = deployment.base_image
+    if env_image:
+        deployment.base_image, source = env_image, BASE_IMAGE_ENV
+    elif own and not (top_image and is_azure_curated(own)):
+        source = f"deployments.{name}.base_image"
+    elif top_image:
+        deployment.base_image, source = top_image, "base_image"
+    else:
+        deployment.base_image, source = own or DEFAULT_BASE_IMAGE, None
+    deployment._base_image_source = None if is_azure_curated(deployment.base_image) else source
 
 
 def _allowed_outside(entries: List[str], root: Path, shown: str) -> List[Path]:
@@ -698,8 +775,7 @@ def _load_online_deployment(config: Path, shown: str, data: Dict[str, Any]) -> P
         deployment = Deployment.model_validate({"name": name, "online_deployment": str(config)}, context=context)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, shown, Deployment).replace(f"{shown}: online_deployment.", f"{shown}: ")) from None
-    image = os.environ.get(BASE_IMAGE_ENV) or deployment.base_image or DEFAULT_BASE_IMAGE
-    deployment.base_image = image
+    _choose_base_image(deployment, name, os.environ.get(BASE_IMAGE_ENV), None)
     return Project(config_path=config, root=root, registry_dir=registry,
                    base_image=os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE_IMAGE, deployments={name: deployment})
 

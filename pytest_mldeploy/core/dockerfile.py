@@ -2,7 +2,8 @@
 
 Layer order follows how often each input changes, so editing score.py rebuilds only the last
 layer: base → venv with the wheels (requirements) → settings → models → server → source. Only
-the label with the inputs hash (added by `core.image`) follows the source layer.
+the label with the inputs hash (added by `core.image`) follows the source layer. No instruction
+copies an empty folder: a deployment without models has no models layer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class DockerfileSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     port: int = PORT
+    # A deployment without models has no `models/` layer: Docker 20.10 on fuse-overlayfs fails the
+    # build when a COPY adds nothing ("layer does not exist").
+    models: bool = True
 
 
 def _quote(value: str) -> str:
@@ -96,7 +100,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         f"HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD {healthcheck}\n"
         f"CMD {command}\n"
         + key_value_instruction("LABEL", spec.labels)
-        + f"COPY models/ {APP_ROOT}/\n"
-        f"COPY server/ {SERVER_ROOT}/\n"
+        + (f"COPY models/ {APP_ROOT}/\n" if spec.models else "")
+        + f"COPY server/ {SERVER_ROOT}/\n"
         f"COPY app/ {APP_ROOT}/\n"
     )

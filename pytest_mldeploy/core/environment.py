@@ -126,6 +126,15 @@ def requirements_hash(requirements: Iterable[str], python_version: str = "3.11",
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+class UnresolvableRequirement(BuildError):
+    """pip found no distribution for `requirement` (as pip named it) for the target Python; `pip_log` is its tail."""
+
+    def __init__(self, message: str, requirement: str, pip_log: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement
+        self.pip_log = pip_log
+
+
 def _pip(args: list[str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=dict(os.environ, PIP_NO_COLOR="1"))
@@ -148,7 +157,8 @@ def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created with its folder) for the `with` block; other processes wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -182,29 +192,33 @@ def ensure_wheelhouse(
     python_version: str = "3.11",
     platform: Platform = DEFAULT_PLATFORMS,
     cache_dir: Union[str, Path, None] = None,
+    binary_only: Iterable[str] = (),
 ) -> Path:
     """A directory of wheels for `requirements` + the server's, for CPython `python_version`.
 
     Resolved on the host with `pip download --only-binary=:all:` for the target platform;
-    sdist-only packages are built with `pip wheel` when the host Python matches the target.
+    sdist-only packages are built with `pip wheel` when the host Python matches the target,
+    except the projects named in `binary_only` (requirements mapped from conda packages, which
+    are binary by nature: an old `numpy==1.16` pin must fail fast, not compile for minutes).
     Cached under `cache_dir/HASH` (wheels, `requirements.in` as asked, `requirements.txt` with
     the resolved pins, `manifest.json`); built in a temporary directory and renamed into place.
     Raises `BuildError` naming the requirement pip could not satisfy and pip's message.
     """
     merged = merge_requirements(requirements)
     platforms = _platform_list(platform)
-    key = requirements_hash(merged, python_version, platforms)
+    binary = sorted({name for name in map(_name, binary_only) if name})
+    key = requirements_hash(merged + [f"--only-binary {','.join(binary)}"] if binary else merged, python_version, platforms)
     root = Path(cache_dir) if cache_dir else cache_root() / "wheelhouses"
     final = root / key
     if (final / "manifest.json").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{key}.lock"):
+    with file_lock(root / f"{key}.lock"):
         if (final / "manifest.json").is_file():
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
         try:
-            _resolve_into(tmp, merged, python_version, platforms)
+            _resolve_into(tmp, merged, python_version, platforms, binary)
             wheels = {p.name: file_sha256(p) for p in sorted(tmp.glob("*.whl"))}
             pins = wheel_pins(tmp)
             # What the image installs: exactly the resolved set, offline.
@@ -220,7 +234,8 @@ def ensure_wheelhouse(
     return final
 
 
-def _resolve_into(directory: Path, requirements: list[str], python_version: str, platforms: list[str]) -> None:
+def _resolve_into(directory: Path, requirements: list[str], python_version: str, platforms: list[str],
+                  binary_only: Sequence[str] = ()) -> None:
     (directory / "requirements.in").write_text("\n".join(requirements) + "\n")
     abi = "cp" + python_version.replace(".", "")
     args = ["download", "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
@@ -233,16 +248,18 @@ def _resolve_into(directory: Path, requirements: list[str], python_version: str,
     host = "%d.%d" % sys.version_info[:2]
     if host == python_version:
         # Some requirement has no wheel for the target: build the wheels on the host instead.
-        wheel = _pip(["wheel", "--prefer-binary", "-w", str(directory), "-r", "requirements.in"], cwd=directory)
+        only = ["--only-binary", ",".join(binary_only)] if binary_only else []
+        wheel = _pip(["wheel", "--prefer-binary", *only, "-w", str(directory), "-r", "requirements.in"], cwd=directory)
         if wheel.returncode == 0:
             return
         log = _tail(wheel)
     else:
         log = _tail(download)
     failing = _failing_requirement(log, requirements)
-    raise BuildError(
+    raise UnresolvableRequirement(
         f"requirements: {failing} cannot be resolved to wheels for CPython {python_version} "
-        f"({platforms[0]}); pin a version that publishes wheels or fix the name. pip said:\n{log}"
+        f"({platforms[0]}); pin a version that publishes wheels or fix the name. pip said:\n{log}",
+        failing, log,
     )
 
 
@@ -309,7 +326,7 @@ def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] =
     marker = venv / ".mldeploy-complete"
     if marker.is_file():
         return python
-    with _locked(root / f"{key[:32]}.lock"):
+    with file_lock(root / f"{key[:32]}.lock"):
         if marker.is_file():
             return python
         if venv.exists():

@@ -25,10 +25,23 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 from .. import __version__
 from ..errors import BuildError
 from . import dockerfile as df
-from .base_image import DEFAULT_BASE_IMAGE, BaseImage, ensure_base_image, source_date_epoch
+from .base_image import (
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_PYTHON,
+    LOCAL_BASE_TAG,
+    BaseImage,
+    missing_base_message,
+    ensure_base_image,
+    ensure_offline_base,
+    find_or_pull,
+    is_azure_curated,
+    offline_base,
+    python_base_tag,
+    source_date_epoch,
+)
 from .hashing import file_sha256
 from .registry import Registry
-from .environment import cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
+from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
 
 Progress = Optional[Callable[[str], None]]
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
@@ -80,6 +93,114 @@ def resolve_base_tag(deployment, project, base_image: Optional[str] = None) -> s
         or getattr(project, "base_image", None)
         or DEFAULT_BASE_IMAGE
     )
+
+
+def base_request(deployment, project, base_image: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """(tag, who asked for it) per `resolve_base_tag`; who is None when nobody did (mldeploy's default).
+
+    An Azure curated image (`mcr.microsoft.com/azureml/...`, what the SDK writes into every
+    inferenceconfig.json) counts as nobody's choice: mldeploy picks its own base for the Python pin.
+    """
+    tag = resolve_base_tag(deployment, project, base_image)
+    if base_image:
+        source: Optional[str] = "the base image asked for"
+    elif os.environ.get("MLDEPLOY_BASE_IMAGE"):
+        source = "MLDEPLOY_BASE_IMAGE"
+    else:
+        # load_project records who set it; a deployment made otherwise counts as set unless it is the default.
+        source = getattr(deployment, "base_image_source", None) or (None if tag == DEFAULT_BASE_IMAGE else "base_image")
+    return tag, (None if is_azure_curated(tag) else source)
+
+
+def _python_pin(deployment):
+    environment = getattr(deployment, "environment", None)
+    if hasattr(environment, "python_pin"):
+        return environment.python_pin()
+    return None
+
+
+_BASE_NOTICES: set[str] = set()
+"""Base image notices this process has already shown."""
+
+
+def choose_base(deployment, project, base_image: Optional[str] = None, *, client=None, progress: Progress = None) -> BaseImage:
+    """The base image to build `deployment` on, saying in one line when it is not the one asked for.
+
+    A base someone named (argument, MLDEPLOY_BASE_IMAGE, `base_image:`) is used as is. Otherwise
+    the Python pin picks `python:X.Y-slim-bookworm` (pulled where a registry answers); where it
+    cannot be pulled, the offline base is used, with a notice when its Python differs from a
+    conda `python=` pin. A strict pin (`environment.python`) no base has is an error listing the choices.
+    """
+    said = progress or (lambda _msg: None)
+
+    def say(message: str) -> None:
+        # Once per run, not once per deployment built (or per rebuild of the same one).
+        if message not in _BASE_NOTICES:
+            _BASE_NOTICES.add(message)
+            said(message)
+
+    pin = _python_pin(deployment)
+    tag, source = base_request(deployment, project, base_image)
+    name = getattr(deployment, "name", "?")
+    lead = ""
+    if is_azure_curated(tag):
+        lead = f"deployment {name}: base image {tag} is Azure's curated image (conda, not built here), mapped to mldeploy's base for Python {pin.version if pin else DEFAULT_PYTHON}; "
+    if source is not None:
+        base = ensure_base_image(tag, client=client, progress=progress)
+        check_python_pin(deployment, base, f"base image {base.tag} (from {source})", say)
+        return base
+    wanted = python_base_tag(pin.version if pin else DEFAULT_PYTHON)
+    found, reason = find_or_pull(wanted, client=client)
+    if found is not None:
+        if lead:
+            say(lead + f"building on {wanted}")
+        check_python_pin(deployment, found, f"base image {wanted}", say)
+        return found
+    offline = offline_base(client=client)
+    if offline is None and not (pin and pin.strict):
+        # An air-gapped host on its first run: bootstrap the offline base rather than stop.
+        say(f"base image {wanted} cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} is missing: "
+            "building it from Debian packages (about a minute, once)")
+        offline = ensure_offline_base(LOCAL_BASE_TAG, client=client, progress=progress)[0]
+    if pin is None or pin.version == DEFAULT_PYTHON and (offline is None or offline.python_version == pin.version):
+        if offline is None:
+            raise BuildError(f"{missing_base_message(wanted)} (pull failed: {reason})")
+        say(lead + f"base image {wanted} cannot be pulled ({reason}); using the offline base {LOCAL_BASE_TAG}")
+        return offline
+    if offline is None:
+        raise BuildError(
+            f"deployment {name}: {pin.source} asks for Python {pin.version} and no base image is available: {wanted} "
+            f"cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} is missing; choose one: pull {wanted} "
+            f"where a registry answers, build the offline base (Python {DEFAULT_PYTHON}) with `mldeploy base-image`, "
+            "or set base_image to an image you have"
+        )
+    if pin.strict:
+        raise BuildError(
+            f"deployment {name}: environment.python asks for Python {pin.version} and no base image has it: {wanted} "
+            f"cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} has Python {offline.python_version}; "
+            f"choose one: pull {wanted} where a registry answers, set base_image to an image with Python {pin.version}, "
+            f"or remove environment.python to build on Python {offline.python_version}"
+        )
+    say(lead + f"{pin.source} asks for Python {pin.version}, but {wanted} cannot be pulled ({reason}): building on "
+        f"the offline base {LOCAL_BASE_TAG} with Python {offline.python_version}, and packages are resolved for it")
+    return offline
+
+
+def check_python_pin(deployment, base: BaseImage, chosen: str, say: Callable[[str], None]) -> None:
+    """Refuse a strict pin (`environment.python`) the base does not have; say so for a conda pin."""
+    pin = _python_pin(deployment)
+    if pin is None or pin.version == base.python_version:
+        return
+    name = getattr(deployment, "name", "?")
+    if pin.strict:
+        raise BuildError(
+            f"deployment {name}: environment.python is {pin.version} but base image {base.tag} has Python "
+            f"{base.python_version}; choose one: set base_image to a Python {pin.version} image (e.g. "
+            f"{python_base_tag(pin.version)}), remove base_image to let mldeploy pick one, or set environment.python "
+            f'to "{base.python_version}"'
+        )
+    say(f"deployment {name}: {pin.source} asks for Python {pin.version}; {chosen} has Python {base.python_version}, "
+        "which is used: packages are resolved for it")
 
 
 def _skipped(path: Path) -> bool:
@@ -175,18 +296,15 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"build context {out}: the folder is not empty; give a new or empty folder")
+    for notice in getattr(deployment.environment, "notices", lambda: [])():
+        say(notice)
     if isinstance(base_image, BaseImage):
         base = base_image
+        check_python_pin(deployment, base, f"base image {base.tag}", say)
     else:
-        base = ensure_base_image(resolve_base_tag(deployment, project, base_image), client=client, progress=progress)
-    wanted_python = deployment.environment.python_version() if hasattr(deployment.environment, "python_version") else None
-    if wanted_python and wanted_python != base.python_version:
-        raise BuildError(
-            f"deployment {deployment.name}: environment.python is {wanted_python} but base image {base.tag} has "
-            f"Python {base.python_version}; set base_image to a Python {wanted_python} image (e.g. python:{wanted_python}-slim-bookworm)"
-        )
+        base = choose_base(deployment, project, base_image, client=client, progress=progress)
     say(f"resolving requirements for Python {base.python_version}")
-    wheelhouse = ensure_wheelhouse(deployment.environment.requirements(), base.python_version, base.manylinux_platforms)
+    wheelhouse = _wheelhouse(deployment, base)
 
     registry = registry or Registry.for_project(project)
     models = registry.register_deployment_models(deployment)
@@ -198,10 +316,14 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     try:
         layout = lay_out_app(deployment, models, registry, staging)
         (out / "models").mkdir()
-        if (staging / _MODELS_DIR).exists():
+        if models:
             _copy_filtered(staging / _MODELS_DIR, out / "models" / _MODELS_DIR)
             shutil.rmtree(staging / _MODELS_DIR)
         _copy_filtered(staging, out / "app")
+        # Without models the (empty) azureml-models folder travels in the source layer, so
+        # AZUREML_MODEL_DIR exists in the image and no COPY adds an empty layer.
+        if not models:
+            (out / "app" / _MODELS_DIR).mkdir(parents=True, exist_ok=True)
         (out / "app").mkdir(exist_ok=True)
         env = dict(layout.relocated(df.APP_ROOT).server_env())
         # Keys are secrets and may be generated per run: the target passes them at start, never the image.
@@ -232,7 +354,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         "mldeploy.python-version": base.python_version,
         **_model_labels(models),
     }
-    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels)
+    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, models=bool(models))
     body = df.render_dockerfile(spec)
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
@@ -242,6 +364,46 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     (out / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")
     normalise_tree(out)
     return BuildContext(path=out, inputs_hash=digest, tag=image_tag(deployment.name, digest), base=base)
+
+
+def _wheelhouse(deployment, base: BaseImage) -> Path:
+    """The deployment's wheelhouse for the base's Python; a failure names the conda pin and the Python it came from."""
+    environment = deployment.environment
+    origins = getattr(environment, "origins", lambda: {})()
+    try:
+        return ensure_wheelhouse(environment.requirements(), base.python_version, base.manylinux_platforms,
+                                 binary_only=list(origins))
+    except UnresolvableRequirement as exc:
+        pin = _python_pin(deployment)
+        other_python = pin is not None and pin.version != base.python_version
+        origin = next((o for line, o in origins.items() if _same_project(line, exc.requirement)), None)
+        if origin is None and not other_python:
+            raise  # a typo or a pip-section pin: pip's own words say it best
+        what = f"{exc.requirement} ({origin})" if origin else exc.requirement
+        written_for, other_base = "", ""
+        if other_python:
+            written_for = f"; the environment was written for Python {pin.version} ({pin.source})"
+            other_base = f", or build on a Python {pin.version} base ({python_base_tag(pin.version)} where a registry answers)"
+        raise BuildError(
+            f"requirements: {what} has no wheel for CPython {base.python_version}, the base image's Python{written_for}. "
+            f"Fix: pin a version published for Python {base.python_version} (or loosen the pin, e.g. "
+            f"{_loosened(exc.requirement)}){other_base}. pip said:\n{exc.pip_log}"
+        ) from None
+
+
+def _same_project(line: str, requirement: str) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        return canonicalize_name(Requirement(line).name) == canonicalize_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return line == requirement
+
+
+def _loosened(requirement: str) -> str:
+    """`scikit-learn==0.22.1` -> `scikit-learn>=0.22.1`: a suggestion, not applied."""
+    return re.sub(r"==\s*([^,;\s]+?)(\.\*)?$", lambda m: ">=" + m.group(1), requirement.strip())
 
 
 def build_image(

@@ -5,10 +5,13 @@
 
 Model files are hard-linked from the registry store when the file system allows (they are
 read-only there), copied otherwise. Walks are sorted so the same inputs give the same tree.
+Config files that can hold keys (`mldeploy.yaml`, a `deploymentconfig.json` with `primaryKey` or
+`secondaryKey`) are never copied: keys reach the server at run time only.
 """
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -24,8 +27,10 @@ if TYPE_CHECKING:
 MODELS_DIRNAME = "azureml-models"
 # Never copied from the source directory, whatever the ignore files say.
 # Tool caches and reports change on every run; copied in, they would change the image each time.
+# `mldeploy.yaml` may hold `auth.keys`: nothing secret goes into an app or an image (the targets
+# hand keys to the server at run time), and the service never reads it.
 ALWAYS_IGNORED = (
-    ".git", "__pycache__", "*.pyc", ".mldeploy*", "mldeploy-report",
+    ".git", "__pycache__", "*.pyc", ".mldeploy*", "mldeploy-report", "mldeploy.yaml",
     ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".tox", ".venv", ".ipynb_checkpoints", ".DS_Store",
 )
 IGNORE_FILES = (".amlignore", ".gitignore")
@@ -93,7 +98,7 @@ def lay_out_app(
     skip_dirs = {registry.root.absolute(), root}
     skip_dirs |= {Path(os.path.realpath(d)) for d in skip_dirs}
     copied_source = root / source.name
-    _copy_source(source, copied_source, rules, skip_dirs)
+    _copy_source(source, copied_source, rules, skip_dirs, _secret_files(deployment))
     entry = copied_source / deployment.entry_script
     if not entry.is_file():
         raise BuildError(
@@ -109,6 +114,28 @@ def lay_out_app(
         settings=_settings(deployment),
         models=stored,
     )
+
+
+def _secret_files(deployment: "Deployment") -> Set[Path]:
+    """Config files that may hold keys and are never copied: the deployment's `deploymentconfig.json`."""
+    config = getattr(deployment, "deployment_config", None)
+    return {Path(os.path.realpath(config))} if config else set()
+
+
+_KEY_FIELDS = ("primaryKey", "secondaryKey")
+
+
+def holds_azure_keys(path: Path) -> bool:
+    """Whether `path` is an Azure deployment config with `primaryKey`/`secondaryKey` (any deployment's)."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        if path.stat().st_size > 1_000_000:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(data.get(key) for key in _KEY_FIELDS)
 
 
 def _settings(deployment: "Deployment") -> Dict[str, str]:
@@ -203,8 +230,8 @@ def _ignored(rel: str, is_dir: bool, rules: Sequence[Rule]) -> bool:
     return verdict
 
 
-def _copy_source(source: Path, target: Path, rules: Sequence[Rule], skip_dirs: Set[Path]) -> None:
-    """Copy `source` to `target`, sorted, following symlinks once, leaving out ignored entries."""
+def _copy_source(source: Path, target: Path, rules: Sequence[Rule], skip_dirs: Set[Path], skip_files: Set[Path] = frozenset()) -> None:
+    """Copy `source` to `target`, sorted, following symlinks once, leaving out ignored entries and `skip_files`."""
     target.mkdir(parents=True, exist_ok=True)
     seen: Set[str] = set()
     for folder, dirs, files in os.walk(source, followlinks=True):
@@ -230,5 +257,7 @@ def _copy_source(source: Path, target: Path, rules: Sequence[Rule], skip_dirs: S
                 continue
             src = here / name
             if not src.exists():  # a dangling symlink
+                continue
+            if Path(os.path.realpath(src)) in skip_files or holds_azure_keys(src):
                 continue
             shutil.copy2(src, target / rel)

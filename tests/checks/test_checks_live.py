@@ -181,3 +181,32 @@ def test_unchecked_parameter_tolerated_by_run_is_a_warning_not_a_failure(live_co
     assert any("GlobalParameters" in w and "convert_to_provided_type=False" in w and ": answered 200" in w
                for w in result.warnings), result.warnings
     assert check_properties(ctx).outcome is Outcome.PASSED
+
+
+MULTIPART = Path(__file__).resolve().parents[1] / "profiling" / "projects" / "multipart"
+
+
+@pytest.mark.parametrize("requests_path, first", [("images", "images/"), ("requests.http", "requests.http request 1")])
+def test_samples_sends_a_folder_or_http_file_as_the_profile_does(live_context, requests_path: str, first: str) -> None:
+    import dataclasses
+
+    ctx = live_context(MULTIPART)
+    deployment = ctx.deployment.model_copy(update={"profile": ctx.deployment.profile.model_copy(update={"requests": MULTIPART / requests_path})})
+    result = check_samples(dataclasses.replace(ctx, deployment=deployment))
+    # The script answers 400 unless request.files holds a file: each request arrived as a multipart upload.
+    assert result.outcome is Outcome.PASSED, result.report
+    assert result.figures["requests"] == 2 and f"in {requests_path} were answered" in result.summary
+
+
+def test_samples_names_the_folder_file_that_failed(live_context, tmp_path: Path) -> None:
+    import dataclasses
+
+    ctx = live_context(MULTIPART)
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"\x89PNG")
+    (folder / "b.txt").write_bytes(b"")
+    deployment = ctx.deployment.model_copy(update={"profile": ctx.deployment.profile.model_copy(update={"requests": folder})})
+    result = check_samples(dataclasses.replace(ctx, deployment=deployment))
+    assert result.outcome is Outcome.PASSED, result.report  # empty files still arrive as files
+    assert result.figures["requests"] == 2

@@ -216,7 +216,7 @@ def test_error_messages(project_dir: Path, body: str, expected: str) -> None:
 def test_two_forms_of_environment_refused(project_dir: Path) -> None:
     (project_dir / "requirements.txt").write_text("joblib\n")
     write(project_dir, "deployments:\n  d:\n    entry_script: score.py\n    environment: {pip: [joblib], requirements: requirements.txt}\n")
-    assert error_of() == "mldeploy.yaml: deployments.d.environment: give one of pip, requirements or conda_file, not pip and requirements"
+    assert error_of() == "mldeploy.yaml: deployments.d.environment: give one of pip, requirements, conda_file or conda, not pip and requirements"
 
 
 def test_missing_include_names_the_requirements_file(project_dir: Path) -> None:

@@ -164,3 +164,109 @@ def test_invalid_json_names_the_line(project_dir: Path) -> None:
     write_yaml(project_dir, "    inference_config: inferenceconfig.json\n")
     with pytest.raises(ConfigError, match=r"^inferenceconfig.json: line 3: not valid JSON: "):
         load_project()
+
+
+# The shape `InferenceConfig(...).environment` takes when the azureml-core SDK saves it: an Azure
+# curated base image, an old Python pin, conda packages inline next to the pip section.
+SDK_INFERENCE_CONFIG = {
+    "entryScript": "score.py",
+    "sourceDirectory": "src",
+    "environment": {
+        "name": "sklearn-inference-env",
+        "version": "3",
+        "python": {
+            "interpreterPath": "python",
+            "userManagedDependencies": False,
+            "condaDependencies": {
+                "name": "project_environment",
+                "channels": ["anaconda", "conda-forge"],
+                "dependencies": ["python=3.6.2", {"pip": ["azureml-defaults~=1.38", "inference-schema"]},
+                                 "scikit-learn==1.9.1", "numpy", "cudatoolkit=10.1"],
+            },
+            "baseCondaEnvironment": None,
+        },
+        "environmentVariables": {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"},
+        "docker": {
+            "enabled": False,
+            "baseImage": "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210615.v1",
+            "platform": {"os": "Linux", "architecture": "amd64"},
+            "baseDockerfile": None,
+            "baseImageRegistry": {"address": None, "username": None, "password": None},
+            "arguments": [],
+            "sharedVolumes": True,
+            "shmSize": None,
+        },
+        "spark": {"repositories": [], "packages": [], "precachePackages": True},
+        "databricks": {"mavenLibraries": [], "pypiLibraries": [], "rcranLibraries": [], "jarLibraries": [], "eggLibraries": []},
+        "r": None,
+        "inferencingStackVersion": None,
+    },
+}
+
+
+def test_sdk_inference_config_maps_conda_packages_and_keeps_the_curated_image_for_the_builder(project_dir: Path) -> None:
+    write_json(project_dir / "inferenceconfig.json", SDK_INFERENCE_CONFIG)
+    write_yaml(project_dir, "    inference_config: inferenceconfig.json\n")
+    d = load_project().deployments["svc"]
+    assert d.environment.requirements() == ["scikit-learn==1.9.1", "numpy", "azureml-defaults~=1.38", "inference-schema"]
+    pin = d.environment.python_pin()
+    assert (pin.version, pin.strict) == ("3.6", False)
+    assert pin.source == "inferenceconfig.json: environment.python.condaDependencies (python=3.6.2)"
+    (notice,) = d.environment.notices()
+    assert notice.startswith("inferenceconfig.json: environment.python.condaDependencies: conda package(s) not installed")
+    assert "cudatoolkit=10.1" in notice
+    assert d.environment.origins()["scikit-learn==1.9.1"].startswith("conda scikit-learn==1.9.1 in inferenceconfig.json")
+    # The curated image is nobody's choice here: the builder picks mldeploy's base for the pin.
+    assert d.base_image == "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210615.v1"
+    assert d.base_image_source is None
+
+
+def test_a_top_level_or_environment_base_image_wins_over_azure_curated(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_json(project_dir / "inferenceconfig.json", SDK_INFERENCE_CONFIG)
+    write_yaml(project_dir, "    inference_config: inferenceconfig.json\n", defaults="base_image: mldeploy/base:bookworm-py3.11\n")
+    d = load_project().deployments["svc"]
+    assert (d.base_image, d.base_image_source) == ("mldeploy/base:bookworm-py3.11", "base_image")
+    monkeypatch.setenv("MLDEPLOY_BASE_IMAGE", "python:3.11-slim")
+    d = load_project().deployments["svc"]
+    assert (d.base_image, d.base_image_source) == ("python:3.11-slim", "MLDEPLOY_BASE_IMAGE")
+
+
+def test_an_own_base_image_in_the_inference_config_is_kept(project_dir: Path) -> None:
+    write_json(project_dir / "inferenceconfig.json", INFERENCE_ENV_FORM)
+    write_yaml(project_dir, "    inference_config: inferenceconfig.json\n", defaults="base_image: mldeploy/base:bookworm-py3.11\n")
+    d = load_project().deployments["svc"]
+    assert (d.base_image, d.base_image_source) == ("python:3.11-slim", "deployments.svc.base_image")
+
+
+def test_v2_conda_file_by_condaDependenciesFile(project_dir: Path) -> None:
+    (project_dir / "src" / "conda.yml").write_text(
+        "name: model-env\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.8\n  - numpy=1.26.4\n  - pip=23.3\n"
+        "  - scikit-learn=1.9.1\n  - pip:\n    - inference-schema[numpy-support]==1.8\n    - joblib\n"
+    )
+    config = {"entryScript": "score.py", "sourceDirectory": "src",
+              "environment": {"python": {"condaDependenciesFile": "conda.yml"},
+                              "docker": {"baseImage": "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest",
+                                         "baseImageRegistry": {"address": None}}}}
+    write_json(project_dir / "inferenceconfig.json", config)
+    write_yaml(project_dir, "    inference_config: inferenceconfig.json\n")
+    d = load_project().deployments["svc"]
+    assert d.environment.requirements() == ["numpy==1.26.4", "scikit-learn==1.9.1", "inference-schema[numpy-support]==1.8", "joblib"]
+    pin = d.environment.python_pin()
+    assert (pin.version, pin.strict) == ("3.8", False) and pin.source.endswith("conda.yml (python=3.8)")
+    assert d.environment.notices() == []
+
+
+def test_inline_conda_environment_in_mldeploy_yaml(project_dir: Path) -> None:
+    write_yaml(project_dir, "    entry_script: src/score.py\n    environment:\n      conda: {dependencies: [python=3.11, numpy=1.26.4, mkl]}\n")
+    d = load_project().deployments["svc"]
+    assert d.environment.requirements() == ["numpy==1.26.4"]
+    assert d.environment.notices() == [
+        "mldeploy.yaml: deployments.svc.environment.conda: conda package(s) not installed, no PyPI equivalent: "
+        "mkl (not a Python package) (the image installs wheels from PyPI); if the service needs one, list its pip name under `pip:`"
+    ]
+
+
+def test_environment_python_is_a_strict_pin(project_dir: Path) -> None:
+    write_yaml(project_dir, '    entry_script: src/score.py\n    environment: {python: "3.10", pip: [joblib]}\n')
+    pin = load_project().deployments["svc"].environment.python_pin()
+    assert (pin.version, pin.source, pin.strict) == ("3.10", "environment.python", True)

@@ -196,3 +196,39 @@ def test_ensure_venv_failure_leaves_nothing(local_index, tmp_path):
     venvs = tmp_path / "cache" / "venvs"
     assert not [p for p in venvs.iterdir() if p.is_dir()]
 
+
+
+def _sdist(folder: Path, name: str, version: str) -> None:
+    """A pure-Python sdist pip can build in a second (setuptools, no network: build isolation off)."""
+    import tarfile
+    import io
+
+    base = f"{name}-{version}"
+    files = {
+        f"{base}/setup.py": f"from setuptools import setup\nsetup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n",
+        f"{base}/{name}.py": "",
+        f"{base}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    with tarfile.open(folder / f"{base}.tar.gz", "w:gz") as archive:
+        for path, text in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+
+
+def test_binary_only_packages_are_never_built_from_an_sdist(local_index, tmp_path):
+    import sys
+
+    _sdist(local_index, "sdistonly", "1.0")
+    host = "%d.%d" % sys.version_info[:2]
+    # Without binary_only pip goes on to build the sdist (whether that works depends on the host's setuptools).
+    try:
+        env.ensure_wheelhouse(["sdistonly==1.0"], python_version=host, cache_dir=tmp_path / "a")
+    except env.UnresolvableRequirement as exc:
+        assert "sdistonly-1.0.tar.gz" in exc.pip_log
+    with pytest.raises(env.UnresolvableRequirement) as caught:
+        env.ensure_wheelhouse(["sdistonly==1.0"], python_version=host, cache_dir=tmp_path / "b", binary_only=["sdistonly==1.0"])
+    assert caught.value.requirement == "sdistonly==1.0"
+    assert "sdistonly-1.0.tar.gz" not in caught.value.pip_log and "metadata" not in caught.value.pip_log
+    assert isinstance(caught.value, BuildError)
+    assert not list((tmp_path / "b").glob("*/manifest.json"))

@@ -48,7 +48,7 @@ def project_dir(tmp_path, monkeypatch):
     """A one-model project whose requirements resolve offline from a local wheel folder."""
     links = tmp_path / "links"
     links.mkdir()
-    for name, version in [*SERVER_WHEELS, ("tinyapp", "1.0")]:
+    for name, version in [*SERVER_WHEELS, ("tinyapp", "1.0"), ("tinyapp", "2.0")]:
         _wheel(links, name, version)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
@@ -248,7 +248,8 @@ def test_context_hash_changes_with_each_input(project_dir, tmp_path, change):
         (project_dir / "models" / "m.pkl").write_bytes(b"model-v2")
     elif change == "requirements":
         config = project_dir / "mldeploy.yaml"
-        config.write_text(config.read_text().replace("pip: [tinyapp==1.0]", "pip: [tinyapp]"))
+        # mldeploy.yaml is not in the image: the change must change what is installed.
+        config.write_text(config.read_text().replace("pip: [tinyapp==1.0]", "pip: [tinyapp==2.0]"))
     else:
         base = BaseImage(BASE.tag, "sha256:" + "b" * 64, "3.11", "2.36")
     assert _inputs(_context(project_dir, tmp_path / "after", base)) != before
@@ -267,3 +268,45 @@ def test_python_version_mismatch_names_the_fix(project_dir, tmp_path):
     config.write_text(config.read_text().replace("      pip:", '      python: "3.10"\n      pip:'))
     with pytest.raises(BuildError, match=r"environment.python is 3.10 but base image mldeploy/base:bookworm-py3.11 has Python 3.11"):
         _context(project_dir, tmp_path / "ctx")
+
+
+def test_a_deployment_without_models_has_no_models_layer(project_dir, tmp_path):
+    config = project_dir / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("    models:\n      - {name: m, path: models/m.pkl}\n", ""))
+    context = _context(project_dir, tmp_path / "ctx")
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "COPY models/" not in dockerfile
+    assert "COPY app/ /var/azureml-app/" in dockerfile
+    # AZUREML_MODEL_DIR still exists in the image: the empty folder travels in the source layer.
+    assert (context / "app" / "azureml-models").is_dir()
+    assert 'AZUREML_MODEL_DIR="/var/azureml-app/azureml-models"' in dockerfile
+
+
+def _conda_project(project_dir: Path, dependencies: str) -> None:
+    (project_dir / "env.yml").write_text(f"channels: [conda-forge]\ndependencies: {dependencies}\n")
+    config = project_dir / "mldeploy.yaml"
+    config.write_text(config.read_text().replace("      pip: [tinyapp==1.0]\n", "      conda_file: env.yml\n"))
+
+
+def test_a_conda_python_pin_the_base_lacks_is_a_notice_not_an_error(project_dir, tmp_path):
+    _conda_project(project_dir, "[python=3.6.2, tinyapp=1.0, cudatoolkit=10.1, {pip: [tinyapp]}]")
+    said: list[str] = []
+    project = load_project(project_dir)
+    context = image.write_build_context(project.deployments["Img-Unit"], project, tmp_path / "ctx", base_image=BASE,
+                                        progress=said.append)
+    assert "tinyapp==1.0" in (context / "wheels" / "requirements.txt").read_text().split()
+    assert any("cudatoolkit=10.1 (not a Python package)" in line for line in said), said
+    (python,) = [line for line in said if "asks for Python 3.6" in line]
+    assert python == ("deployment Img-Unit: env.yml (python=3.6.2) asks for Python 3.6; base image "
+                      "mldeploy/base:bookworm-py3.11 has Python 3.11, which is used: packages are resolved for it")
+
+
+def test_an_old_conda_pin_without_wheels_names_package_pin_python_and_fix(project_dir, tmp_path):
+    _conda_project(project_dir, "[python=3.6.2, tinyapp=0.1.0]")
+    with pytest.raises(BuildError) as caught:
+        _context(project_dir, tmp_path / "ctx")
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith("requirements: tinyapp==0.1.0 (conda tinyapp=0.1.0 in env.yml) has no wheel for CPython 3.11, "
+                            "the base image's Python; the environment was written for Python 3.6 (env.yml (python=3.6.2)). ")
+    assert "Fix: pin a version published for Python 3.11 (or loosen the pin, e.g. tinyapp>=0.1.0)" in first
+    assert "python:3.6-slim-bookworm" in first

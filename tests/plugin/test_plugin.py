@@ -141,7 +141,7 @@ def test_example_passes_on_the_docker_target_with_its_profile(pytester: pytest.P
     result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(["*diabetes*docker*Healthy*6/6 passed*mldeploy/diabetes:*cpu *mem * GB*req/s*p95*"])
     profile = json.loads((report / "diabetes" / "profile.json").read_text())
-    assert profile["requestedCpu"] > 0 and profile["verification"]["verdict"] in ("verified", "raised")
+    assert profile["requestedCpu"] > 0 and profile["verification"]["verdict"] in ("verified", "raised", "inconclusive")
     assert (report / "diabetes" / "profile.html").exists()
 
 

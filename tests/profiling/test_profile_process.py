@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def test_example_is_profiled_and_reports_are_written(tmp_path: Path) -> None:
     assert [s["concurrency"] for s in data["sweep"]][0] == 1
     assert data["concurrency"] in [s["concurrency"] for s in data["sweep"]]
     assert [g["gate"] for g in data["gates"]] == ["latency_p95_ms"]  # the example's gate
+    assert data["gates"][0]["verdict"] in ("pass", "inconclusive")
+    assert data["hostCores"] == len(os.sched_getaffinity(0)) and data["requestedCpu"] <= data["hostCores"]
+    assert len(data["gateRounds"]) >= 2  # the steady phase split in rounds
     assert len(data["samples"]) >= 4
     assert any(p["label"] == "steady" for p in data["phases"])
     assert "sample_requests.txt" in data["workload"]
@@ -102,6 +106,7 @@ def test_slow_script_fails_its_latency_gate(tmp_path: Path, services: list) -> N
     p95 = result.figures["latencyPercentile95InMs"]
     assert p95 >= 150  # run() sleeps 150 ms: no request can be faster
     assert f"latency p95 {p95:.1f} ms > gate 50 ms" in result.summary
+    assert "rounds past the gate" in result.summary  # clearly past: judged against the rounds' spread, not noise
     assert "[profile]" in result.report and "curl" in result.report and "/score" in result.report
     assert result.figures["verdict"] == "unverified"
     assert Path(result.figures["report"]).is_file() and Path(result.figures["json"]).is_file()
@@ -140,7 +145,6 @@ def test_process_sampler_counts_children(tmp_path: Path) -> None:
         time.sleep(3)
         samples = sampler.stop()
     finally:
-        import os
         import signal
 
         os.killpg(parent.pid, signal.SIGKILL)
@@ -148,3 +152,63 @@ def test_process_sampler_counts_children(tmp_path: Path) -> None:
     assert len(samples) >= 3
     assert max(s.cpu for s in samples) > 0.2  # a spinning child; the parent alone would read about 0
     assert all(s.memory > 5 * 1024**2 for s in samples)  # two Python interpreters
+
+
+@pytest.mark.parametrize("requests, kind", [("images", "2 request bodies, multipart/form-data"), ("requests.http", "2 request bodies, multipart/form-data")])
+def test_files_profile_a_rawhttp_service_that_reads_request_files(tmp_path: Path, requests: str, kind: str) -> None:
+    project = _project(Path(__file__).parent / "projects" / "multipart", tmp_path)
+    deployment = _short(project.deployment("multipart"), requests=project.root / requests)
+    result = profile_deployment(project, deployment, "process", tmp_path / "out", settings=FAST)
+    assert kind in result.workload
+    # the script answers 400 unless request.files holds a file: every request carried one
+    assert result.steady.total > 0 and result.steady.success == result.steady.total, result.steady.errors
+    assert result.sample_content_type.startswith("multipart/form-data; boundary=")
+
+
+def test_the_config_takes_a_folder_of_files(tmp_path: Path) -> None:
+    project = _project(Path(__file__).parent / "projects" / "multipart", tmp_path)
+    assert project.deployment("multipart").profile.requests == project.root / "images"
+
+
+def test_nothing_to_send_skips_the_profile_with_the_reason(tmp_path: Path, services: list) -> None:
+    # The slow script declares no schema, so its swagger has no example; without requests there is nothing to send.
+    project = _project(PROJECTS / "slow", tmp_path)
+    deployment = _short(project.deployment("slow"), requests=None)
+    service = ProcessTarget().deploy(deployment, project)
+    services.append(service)
+    ctx = CheckContext(project, deployment, service, ScoringClient.from_service(service), target=ProcessTarget(), report_dir=tmp_path / "r")
+    result = check_profile(ctx)
+    assert result.outcome is Outcome.SKIPPED
+    assert "profile.requests: not set" in result.summary and "a folder of files" in result.report
+
+
+def _burn(stop_at: float, on_s: float, off_s: float) -> None:
+    """Spin in bursts (`on_s` busy, `off_s` idle) until `stop_at`: another job sharing the runner."""
+    while time.time() < stop_at:
+        busy_until = time.time() + on_s
+        while time.time() < busy_until:
+            pass
+        time.sleep(off_s)
+
+
+def test_a_loaded_machine_does_not_fail_a_correct_deployment(tmp_path: Path) -> None:
+    """One process per core burns CPU in bursts through the whole profile of the example (its own
+    gate, process target): the gates may be inconclusive, never failed."""
+    import multiprocessing
+
+    project = _project(EXAMPLE, tmp_path)
+    deployment = _short(project.deployment("diabetes"), duration_s=8, max_concurrency=8)
+    stop_at = time.time() + 90
+    burners = [multiprocessing.Process(target=_burn, args=(stop_at, 0.7, 0.5), daemon=True) for _ in range(len(os.sched_getaffinity(0)))]
+    for burner in burners:
+        burner.start()
+    try:
+        result = profile_deployment(project, deployment, "process", tmp_path / "out", settings=FAST)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.join()
+    assert result.gates and all(g.verdict in ("pass", "inconclusive") for g in result.gates), [g.message for g in result.gates]
+    assert result.gates_passed
+    assert len(result.gate_rounds) >= 4  # the steady phase was judged in rounds
+    assert result.recommendation.cpu <= result.host_cores

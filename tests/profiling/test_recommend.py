@@ -1,4 +1,4 @@
-"""Recommendation math: percentile, margin, rounding up, minimums, raising, and the hold rule."""
+"""Recommendation math: percentile, margin, rounding up, minimums, raising, the host's CPU cap and the floor."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_mldeploy.checks.profiling.recommend import GIB, holds, raised, recommend, round_up
-from pytest_mldeploy.checks.profiling.stats import LoadStats
+from pytest_mldeploy.checks.profiling.recommend import GIB, fit_to_host, raised, recommend, round_down, round_up
 
 
 @pytest.mark.parametrize(
@@ -73,28 +72,37 @@ def test_raised_adds_half_the_cpu_and_a_quarter_of_the_memory() -> None:
     assert "raised" in bigger.basis
 
 
-def _stats(qps: float, p95: float, success_rate: float = 1.0, total: int = 1000) -> LoadStats:
-    return LoadStats(4, 10.0, total, int(total * success_rate), qps, success_rate, p95 / 2, p95 / 2, p95 * 0.9, p95, p95 * 1.2, p95 * 2)
+def test_cpu_never_exceeds_the_cores_of_the_host_and_says_it_is_a_floor() -> None:
+    # A service that kept both cores of a 2-core host busy: p90 1.95 x 1.15 would ask for 2.3 cores.
+    first = fit_to_host(recommend([1.95] * 10, [0.2 * GIB] * 10), host_cores=2)
+    assert first.cpu == 2.0 and first.cpu_cap == 2.0
+    assert first.cpu_floor
+    assert "all 2 cores of this host" in first.cpu_note and "a floor, not a size" in first.cpu_note
+    assert "capped at 2 cores" in first.cpu_note
 
 
-def test_holds_when_throughput_and_latency_stay() -> None:
-    assert holds(_stats(100, 10), _stats(95, 10.5)) == []
+def test_a_service_far_from_the_cores_is_neither_capped_nor_a_floor() -> None:
+    first = fit_to_host(recommend([0.5] * 10, [0.2 * GIB] * 10), host_cores=2)
+    assert (first.cpu, first.cpu_floor, first.cpu_note) == (0.6, False, "")
 
 
-def test_throughput_below_ninety_percent_does_not_hold() -> None:
-    problems = holds(_stats(100, 10), _stats(85, 10))
-    assert len(problems) == 1 and "throughput 85.0 req/s < 90% of 100.0" in problems[0]
+def test_using_its_whole_cpu_limit_is_a_floor_without_a_cap() -> None:
+    first = fit_to_host(recommend([0.97] * 10, [0.2 * GIB] * 10), host_cores=4, limit_cores=1)
+    assert first.cpu == 1.2 and first.cpu_floor and "its 1-core limit" in first.cpu_note
+    assert "capped" not in first.cpu_note
 
 
-def test_p95_above_110_percent_does_not_hold_unless_within_the_objective() -> None:
-    assert "latency p95 12.0 ms" in holds(_stats(100, 10), _stats(100, 12))[0]
-    assert holds(_stats(100, 10), _stats(100, 12), objective_ms=50) == []
-    assert holds(_stats(100, 10), _stats(100, 60), objective_ms=50) != []
+def test_raising_stays_within_the_cap() -> None:
+    first = fit_to_host(recommend([1.5] * 10, [0.2 * GIB] * 10, margin=0.0), host_cores=2)
+    assert first.cpu == 1.5
+    assert raised(first).cpu == 2.0  # 2.25 capped
+    assert raised(raised(first)).cpu == 2.0
 
 
-def test_new_errors_do_not_hold() -> None:
-    assert any("error rate" in p for p in holds(_stats(100, 10), _stats(100, 10, success_rate=0.9)))
+def test_unknown_host_cores_leave_the_recommendation_alone() -> None:
+    first = recommend([3.0] * 10, [0.2 * GIB] * 10)
+    assert fit_to_host(first, None) == first
 
 
-def test_nothing_completed_does_not_hold() -> None:
-    assert holds(_stats(100, 10), _stats(0, float("nan"), total=0)) == ["no request completed under the recommended limits"]
+def test_round_down_to_a_tenth() -> None:
+    assert [round_down(v) for v in (2.0, 2.05, 1.99, 0.30000000000000004)] == [2.0, 2.0, 1.9, 0.3]

@@ -29,10 +29,20 @@ def test_profile_json_has_azures_fields_and_ours(profile_result, tmp_path: Path)
     assert data["maxUtilizedMemoryInGb"] == pytest.approx(229 / 1024)
     assert [s["concurrency"] for s in data["sweep"]] == [1, 2, 4]
     assert data["verification"]["verdict"] == "verified"
-    assert data["verification"]["attempts"][0]["held"] is True
+    attempt = data["verification"]["attempts"][0]
+    assert attempt["held"] is True and attempt["verdict"] == "held"
+    assert attempt["comparison"]["verdict"] == "pass" and attempt["comparison"]["pairs"] == 3
+    assert [r["target"] for r in attempt["rounds"]] == [0, 1, 0, 1, 0, 1]
+    assert attempt["reference"]["qps"] == pytest.approx(690)
+    assert len(data["gateRounds"]) == 11 and data["hostCores"] == 2.0
+    assert [g["verdict"] for g in data["gates"]] == ["pass", "fail"]
+    assert data["cpuFloor"] is False and data["recommendation"]["cpu_cap"] is None
     assert set(data["memoryGrowth"]) >= {"slope_mb_per_min", "r2", "leak"}
     assert data["gatesPassed"] is False
-    assert [g["message"] for g in data["gates"]] == ["latency p95 4.2 ms <= gate 200 ms", "throughput 690.5 req/s < gate 1000 req/s"]
+    assert [g["message"] for g in data["gates"]] == [
+        "latency p95 4.2 ms <= gate 200 ms",
+        "throughput 690.5 req/s < gate 1000 req/s (11 of 11 rounds past the gate, median round 690.0 req/s, rounds' spread 0.0 req/s)",
+    ]
     assert len(data["samples"]) == 30 and data["samples"][0]["t"] == 0
 
 
@@ -51,6 +61,24 @@ def test_html_is_self_contained_and_escaped(profile_result, tmp_path: Path) -> N
     assert "a warning &lt;b&gt;escaped&lt;/b&gt;" in text
     assert "throughput 690.5 req/s &lt; gate 1000 req/s" in text
     assert "verified" in text
+
+
+def test_html_shows_inconclusive_verdicts_and_a_floor(profile_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from pytest_mldeploy.checks.profiling.gates import evaluate_gates
+    from pytest_mldeploy.checks.profiling.recommend import fit_to_host
+
+    profile_result.recommendation = fit_to_host(replace(profile_result.recommendation, cpu_p90=1.95, cpu=2.3), 2)
+    profile_result.verification.verdict = "inconclusive"
+    profile_result.gates = evaluate_gates({"latency_p95_ms": 4.0}, {"latencyPercentile95InMs": 4.2}, [s.stats for s in profile_result.gate_rounds[:2]] + [profile_result.sweep[0]] * 2)
+    json_path, html_path = write_reports(profile_result, tmp_path)
+    text = html_path.read_text()
+    assert '<span class="badge warn">inconclusive</span>' in text and "gates inconclusive" in text
+    assert "recommended CPU (a floor)" in text and "capped at 2 cores" in text
+    data = json.loads(json_path.read_text())
+    assert data["cpuFloor"] is True and data["requestedCpu"] == 2.0 and data["verdict"] == "inconclusive"
+    assert data["gatesPassed"] is True and data["gates"][0]["verdict"] == "inconclusive"
 
 
 @pytest.fixture

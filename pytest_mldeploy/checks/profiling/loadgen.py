@@ -4,6 +4,11 @@
 phase, bounded by a hard timeout, against a service on 127.0.0.1 only, and hands back every
 request it recorded plus the window to measure. With `processes > 1` Locust's own distributed
 mode forks that many workers under one master (`--processes N`).
+
+`run(..., alternate_url=URL, round_s=R)` alternates the same users between two services in
+rounds of R seconds aligned to the wall clock (even rounds: the first, odd: `alternate_url`), so
+that whatever else loads the machine meanwhile falls on both alike; `LoadRun.rounds()` splits
+the records back into those rounds.
 """
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-from pytest_mldeploy.checks.profiling.stats import LoadStats, RequestRecord, summarize
+from pytest_mldeploy.checks.profiling.stats import LoadStats, RequestRecord, Round, split_rounds, summarize
 from pytest_mldeploy.errors import ServiceError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Locust's start-up and shutdown on top of the run time, before the hard timeout kills it.
 OVERHEAD_S = 30.0
+#: The locustfile ends the load `run_time` after the test really started; Locust's own `-t`,
+#: which counts from before (seconds before on a loaded machine), only backs it up.
+BACKSTOP_S = 15.0
 #: Hosts the load may target: this machine only.
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -42,9 +50,20 @@ class LoadRun:
     log_tail: str = ""
     #: How many load processes reported records (one per Locust worker in distributed mode).
     nodes: int = 1
+    #: Round length of an alternating run (None: one service throughout).
+    round_s: Optional[float] = None
 
-    def stats(self) -> LoadStats:
-        return summarize(self.records, self.start, self.end, self.users, self.errors)
+    def stats(self, target: Optional[int] = None) -> LoadStats:
+        """Figures of the window; of one target's requests only when `target` is given."""
+        records = self.records if target is None else [r for r in self.records if r.target == target]
+        return summarize(records, self.start, self.end, self.users, self.errors if target is None else None)
+
+    def rounds(self, round_s: Optional[float] = None) -> list[Round]:
+        """The window split into rounds: the alternating run's own, or `round_s`-second slices of a plain one."""
+        length = self.round_s or round_s
+        if not length:
+            raise ValueError("rounds() of a run that did not alternate needs round_s")
+        return split_rounds(self.records, self.start, self.end, length, self.users, alternating=self.round_s is not None)
 
 
 def check_local(base_url: str) -> None:
@@ -69,6 +88,7 @@ class LocustLoad:
         scoring_path: str = "/score",
         processes: int = 1,
         request_timeout_s: float = 60.0,
+        alternate_key: Optional[str] = None,
     ) -> None:
         check_local(base_url)
         self.base_url = base_url.rstrip("/")
@@ -78,18 +98,29 @@ class LocustLoad:
         self.scoring_path = scoring_path
         self.processes = max(int(processes), 1)
         self.request_timeout_s = request_timeout_s
+        #: The bearer key of the service an alternating run switches to (None: no key).
+        self.alternate_key = alternate_key
         self._runs = 0
 
-    def run(self, users: int, seconds: float, warmup_s: float = 1.0) -> LoadRun:
-        """Load with `users` back-to-back clients for `warmup_s + seconds`; the window is the last `seconds`."""
+    def run(
+        self, users: int, seconds: float, warmup_s: float = 1.0, *, alternate_url: Optional[str] = None, round_s: Optional[float] = None
+    ) -> LoadRun:
+        """Load with `users` back-to-back clients for `warmup_s + seconds`; the window is the last `seconds`.
+
+        With `alternate_url`, even rounds of `round_s` seconds load this service and odd ones that one.
+        """
+        if alternate_url is not None:
+            check_local(alternate_url)
+            if not round_s or round_s <= 0:
+                raise ValueError("an alternating run needs round_s > 0")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._runs += 1
         out = self.workdir / f"load-{self._runs:02d}-u{users}.json"
         log = self.workdir / f"load-{self._runs:02d}-u{users}.log"
-        run_time = max(int(round(warmup_s + seconds)), 1)
+        run_time = max(warmup_s + seconds, 0.5)
         command = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(users), "-r", str(max(users * 10, 1)), "-t", f"{run_time}s",
+            "-u", str(users), "-r", str(max(users * 10, 1)), "-t", f"{int(run_time + BACKSTOP_S)}s",
             "--host", self.base_url, "--only-summary", "--loglevel", "WARNING",
             "--exit-code-on-error", "0", "--stop-timeout", "0",
         ]  # fmt: skip
@@ -101,15 +132,22 @@ class LocustLoad:
             MLDEPLOY_LOAD_OUT=str(out),
             MLDEPLOY_LOAD_PATH=self.scoring_path,
             MLDEPLOY_LOAD_TIMEOUT_S=str(self.request_timeout_s),
+            MLDEPLOY_LOAD_RUN_S=repr(float(run_time)),
         )
-        env.pop("MLDEPLOY_LOAD_KEY", None)
+        for name in ("MLDEPLOY_LOAD_KEY", "MLDEPLOY_LOAD_ALTERNATE", "MLDEPLOY_LOAD_ALTERNATE_KEY", "MLDEPLOY_LOAD_ROUND_S"):
+            env.pop(name, None)
         if self.key:
             env["MLDEPLOY_LOAD_KEY"] = self.key
+        if alternate_url is not None:
+            env["MLDEPLOY_LOAD_ALTERNATE"] = alternate_url.rstrip("/")
+            env["MLDEPLOY_LOAD_ROUND_S"] = repr(float(round_s))  # type: ignore[arg-type]
+            if self.alternate_key:
+                env["MLDEPLOY_LOAD_ALTERNATE_KEY"] = self.alternate_key
         with open(log, "wb") as log_file:
             process = subprocess.Popen(
                 command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
-            generator_cpu = _watch(process, run_time + OVERHEAD_S)
+            generator_cpu = _watch(process, run_time + BACKSTOP_S + OVERHEAD_S)
         log_text = log.read_text(encoding="utf-8", errors="replace")
         tail = "\n".join(log_text.splitlines()[-20:])
         if process.returncode != 0 or not out.exists():
@@ -117,7 +155,9 @@ class LocustLoad:
                 f"profiling: the load generator (Locust) failed at {users} users (exit code {process.returncode}); "
                 f"its log {log}:\n{tail}"
             )
-        return _load_run(json.loads(out.read_text(encoding="utf-8")), users, warmup_s, generator_cpu, self.processes, tail)
+        run = _load_run(json.loads(out.read_text(encoding="utf-8")), users, warmup_s, generator_cpu, self.processes, tail)
+        run.round_s = float(round_s) if alternate_url is not None else None  # type: ignore[arg-type]
+        return run
 
 
 def _watch(process: subprocess.Popen, timeout_s: float) -> float:
@@ -160,7 +200,9 @@ def _load_run(data: dict, users: int, warmup_s: float, generator_cpu: float, pro
     """Records of every node; the window runs from start + warm-up to the earliest point all nodes reported."""
     nodes = data.get("nodes") or {}
     records = [
-        RequestRecord(float(r[0]), float(r[1]), bool(r[2]), int(r[3] or 0)) for node in nodes.values() for r in node["records"]
+        RequestRecord(float(r[0]), float(r[1]), bool(r[2]), int(r[3] or 0), int(r[4]) if len(r) > 4 else 0)
+        for node in nodes.values()
+        for r in node["records"]
     ]
     errors: dict[str, int] = {}
     for node in nodes.values():

@@ -1,19 +1,28 @@
 """The Locust file the profiler runs in its own process (`locust -f locustfile.py --headless ...`).
 
-Every user POSTs the request bodies in turn, without think time, to the scoring route. Every
-request is recorded (start, latency, success, status) by a `request` listener; each load process
+Every user POSTs the request bodies in turn, without think time, to the scoring route, each
+with its own Content-Type (JSON lines, multipart forms, ...). With MLDEPLOY_LOAD_ALTERNATE set,
+users alternate between two services in rounds aligned to the wall clock: round k spans
+[k·R, (k+1)·R) for R = MLDEPLOY_LOAD_ROUND_S, even rounds go to --host, odd ones to the
+alternate (every process agrees without talking). Every request is recorded (start, latency,
+success, status, target 0/1) by a `request` listener; each load process
 (the local runner, or every worker in distributed mode) sends its records in small batches as a
 custom message to the master (Locust emulates the message locally for a single process), which
 writes them all to one JSON file when it quits. The same file therefore drives one process,
 `--processes N`, or a remote fleet of `--worker`s.
 
 Settings come from the environment, never the command line (the key must not show in `ps`):
-MLDEPLOY_LOAD_BODIES (file, one body per line), MLDEPLOY_LOAD_OUT (the JSON to write),
-MLDEPLOY_LOAD_KEY (optional bearer key), MLDEPLOY_LOAD_PATH (default /score),
-MLDEPLOY_LOAD_TIMEOUT_S (per request, default 60).
+MLDEPLOY_LOAD_BODIES (JSON `[{"body": base64, "contentType": ...}]`, see workload.write_bodies),
+MLDEPLOY_LOAD_OUT (the JSON to write), MLDEPLOY_LOAD_KEY (optional bearer key),
+MLDEPLOY_LOAD_PATH (default /score), MLDEPLOY_LOAD_TIMEOUT_S (per request, default 60),
+MLDEPLOY_LOAD_ALTERNATE (base URL of the other service), MLDEPLOY_LOAD_ALTERNATE_KEY (its key),
+MLDEPLOY_LOAD_ROUND_S (the round length), MLDEPLOY_LOAD_RUN_S (how long to load, counted from
+the test's start: Locust's own `-t` starts counting before, by seconds on a loaded machine, so
+it is only a backstop).
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -28,23 +37,37 @@ FLUSH_INTERVAL_S = 0.5
 MAX_ERROR_KINDS = 20
 
 
-def _read_bodies() -> list[bytes]:
+def _read_requests() -> list[tuple[bytes, str]]:
     path = os.environ.get("MLDEPLOY_LOAD_BODIES")
     if not path:
         raise SystemExit("MLDEPLOY_LOAD_BODIES is not set: the profiler passes the request file through it")
-    with open(path, "rb") as handle:
-        bodies = [line.strip() for line in handle.read().splitlines() if line.strip()]
-    if not bodies:
-        raise SystemExit(f"{path}: no request bodies (one per line)")
-    return bodies
+    with open(path, "r", encoding="utf-8") as handle:
+        requests = [(base64.b64decode(r["body"]), r.get("contentType") or "application/json") for r in json.load(handle)]
+    if not requests:
+        raise SystemExit(f"{path}: no requests")
+    return requests
 
 
-BODIES = _read_bodies()
-HEADERS = {"Content-Type": "application/json"}
-if os.environ.get("MLDEPLOY_LOAD_KEY"):
-    HEADERS["Authorization"] = "Bearer " + os.environ["MLDEPLOY_LOAD_KEY"]
+def _headers(content_type: str, key: str) -> dict[str, str]:
+    headers = {"Content-Type": content_type}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    return headers
+
+
 SCORE_PATH = os.environ.get("MLDEPLOY_LOAD_PATH", "/score")
 TIMEOUT_S = float(os.environ.get("MLDEPLOY_LOAD_TIMEOUT_S", "60"))
+ALTERNATE = os.environ.get("MLDEPLOY_LOAD_ALTERNATE", "")
+ROUND_S = float(os.environ.get("MLDEPLOY_LOAD_ROUND_S", "0") or 0)
+RUN_S = float(os.environ.get("MLDEPLOY_LOAD_RUN_S", "0") or 0)
+#: Per target (0: --host, 1: the alternate): the path to post to and each request's (body, headers).
+REQUESTS = [
+    (SCORE_PATH, [(body, _headers(ct, os.environ.get("MLDEPLOY_LOAD_KEY", ""))) for body, ct in _read_requests()]),
+]
+if ALTERNATE:
+    REQUESTS.append(
+        (ALTERNATE + SCORE_PATH, [(body, _headers(h["Content-Type"], os.environ.get("MLDEPLOY_LOAD_ALTERNATE_KEY", ""))) for body, h in REQUESTS[0][1]])
+    )
 
 # This process's records not yet sent, and (on the master/local runner) everything received.
 _pending: list[list] = []
@@ -61,20 +84,22 @@ class ScoringUser(FastHttpUser):
     connection_timeout = TIMEOUT_S
 
     def on_start(self) -> None:
-        self._next = random.randrange(len(BODIES))
+        self._next = random.randrange(len(REQUESTS[0][1]))
 
     @task
     def score(self) -> None:
-        body = BODIES[self._next % len(BODIES)]
+        target = int(time.time() // ROUND_S) % 2 if ALTERNATE else 0
+        path, requests = REQUESTS[target]
+        body, headers = requests[self._next % len(requests)]
         self._next += 1
-        self.client.post(SCORE_PATH, data=body, headers=HEADERS, name="score")
+        self.client.post(path, data=body, headers=headers, name=f"score{target}")
 
 
 @events.request.add_listener
-def _record(response_time, exception, start_time=None, response=None, **_kw) -> None:
+def _record(response_time, exception, name="", start_time=None, response=None, **_kw) -> None:
     status = getattr(response, "status_code", 0) or 0
     started = start_time if start_time is not None else time.time() - response_time / 1000.0
-    _pending.append([started, response_time, exception is None, status])
+    _pending.append([started, response_time, exception is None, status, 1 if name == "score1" else 0])
     if exception is not None:
         kind = f"{status}: {str(exception)[:200]}" if status else str(exception)[:200]
         if kind in _errors or len(_errors) < MAX_ERROR_KINDS:
@@ -115,6 +140,8 @@ def _on_start(environment, **_kw) -> None:
     _run.setdefault("started_at", time.time())
     if not isinstance(environment.runner, MasterRunner):
         _run["flusher"] = gevent.spawn(_flusher, environment)  # type: ignore[assignment]
+    if RUN_S > 0 and not isinstance(environment.runner, WorkerRunner) and "stopper" not in _run:
+        _run["stopper"] = gevent.spawn_later(RUN_S, environment.runner.quit)  # type: ignore[assignment]
 
 
 @events.test_stopping.add_listener

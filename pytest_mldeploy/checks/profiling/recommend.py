@@ -8,12 +8,12 @@ set times (1 + margin), rounded up to 0.1 GB, at least `min_memory_gb`. All pure
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from pytest_mldeploy.checks.profiling.stats import LoadStats, percentile
+from pytest_mldeploy.checks.profiling.stats import percentile
 
 GIB = 1024**3
 MIB = 1024**2
@@ -22,9 +22,8 @@ CPU_PERCENTILE = 90
 #: A too-small recommendation is raised by these factors per retry of the closed loop.
 CPU_RAISE = 1.5
 MEMORY_RAISE = 1.25
-#: The closed loop holds when throughput stays at this share of before and p95 within this factor.
-QPS_HOLD = 0.90
-P95_HOLD = 1.10
+#: CPU use at this share of the cores the service could use means it used them all: a floor, not a size.
+SATURATED_SHARE = 0.9
 #: A leak is probable when memory grows this steadily (r²) and this fast.
 LEAK_MIN_R2 = 0.8
 LEAK_SHARE_PER_MIN = 0.05
@@ -49,6 +48,12 @@ class Recommendation:
     memory_peak_gb: float
     margin: float
     basis: str = ""
+    #: The most CPU this host can give (and so verify); the recommendation never exceeds it.
+    cpu_cap: Optional[float] = None
+    #: The service used every core it could: its CPU figure is a floor, not a size.
+    cpu_floor: bool = False
+    #: Why the CPU figure is capped or a floor, for the report (empty when neither).
+    cpu_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,39 +82,45 @@ def recommend(
 
 
 def raised(rec: Recommendation) -> Recommendation:
-    """The next, larger recommendation when the closed loop did not hold (+50 % CPU, +25 % memory)."""
-    return Recommendation(
-        cpu=round_up(rec.cpu * CPU_RAISE),
+    """The next, larger recommendation when the closed loop did not hold (+50 % CPU, +25 % memory),
+    CPU still within the host's cap."""
+    cpu = round_up(rec.cpu * CPU_RAISE)
+    if rec.cpu_cap is not None:
+        cpu = min(cpu, rec.cpu_cap)
+    return replace(
+        rec,
+        cpu=cpu,
         memory_gb=round_up(rec.memory_gb * MEMORY_RAISE),
-        cpu_p90=rec.cpu_p90,
-        cpu_max=rec.cpu_max,
-        memory_peak_gb=rec.memory_peak_gb,
-        margin=rec.margin,
         basis=rec.basis + f"; raised x{CPU_RAISE:g} cpu, x{MEMORY_RAISE:g} memory after a failed verification",
     )
 
 
-def holds(before: LoadStats, after: LoadStats, objective_ms: Optional[float] = None) -> list[str]:
-    """Why the service under the recommended limits did worse than before; [] when it held.
+def round_down(value: float, step: float = 0.1) -> float:
+    """`value` rounded DOWN to a multiple of `step` (2.05 -> 2.0), immune to float noise."""
+    return round(math.floor(round(value / step, 6)) * step, 6)
 
-    Held means throughput >= 90 % of before, p95 <= 110 % of before (or within the latency
-    objective when one is set), and no new errors.
-    """
-    problems = []
-    if after.total == 0:
-        return ["no request completed under the recommended limits"]
-    if after.qps < QPS_HOLD * before.qps:
-        problems.append(f"throughput {after.qps:.1f} req/s < {QPS_HOLD:.0%} of {before.qps:.1f} req/s before")
-    p95_limit = P95_HOLD * before.latency_p95_ms
-    within_objective = objective_ms is not None and after.latency_p95_ms <= objective_ms
-    if after.latency_p95_ms > p95_limit and not within_objective:
-        objective = f" and the objective {objective_ms:g} ms" if objective_ms is not None else ""
-        problems.append(
-            f"latency p95 {after.latency_p95_ms:.1f} ms > {P95_HOLD:.0%} of {before.latency_p95_ms:.1f} ms before{objective}"
+
+def fit_to_host(rec: Recommendation, host_cores: Optional[float], limit_cores: Optional[float] = None) -> Recommendation:
+    """Cap the CPU at the `host_cores` this host can give (a limit above them cannot be tried here)
+    and mark it a floor when the service used nearly all of what it could use: the host's cores,
+    or its own CPU limit `limit_cores` when it ran under one. Both are said in `cpu_note`."""
+    if not host_cores or host_cores <= 0:
+        return rec
+    cap = round_down(host_cores)
+    usable = min(host_cores, limit_cores) if limit_cores else host_cores
+    notes = []
+    floor = rec.cpu_p90 >= SATURATED_SHARE * usable
+    if floor:
+        whose = f"its {limit_cores:g}-core limit" if limit_cores and limit_cores < host_cores else f"all {host_cores:g} cores of this host"
+        notes.append(
+            f"the service used {whose} (p{CPU_PERCENTILE} {rec.cpu_p90:.2f} cores): the CPU figure is a floor, not a size; "
+            "profile with more cores to size it"
         )
-    if after.error_rate > before.error_rate + 0.01:
-        problems.append(f"error rate {after.error_rate:.2%} > {before.error_rate:.2%} before")
-    return problems
+    cpu = rec.cpu
+    if cpu > cap:
+        notes.append(f"CPU capped at {cap:g} cores, all this host has (the measurement asked for {cpu:g}): more cannot be verified here")
+        cpu = cap
+    return replace(rec, cpu=cpu, cpu_cap=cap, cpu_floor=floor, cpu_note="; ".join(notes))
 
 
 @dataclass

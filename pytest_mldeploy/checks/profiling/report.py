@@ -81,6 +81,7 @@ def figures_of(result: "ProfileResult") -> dict[str, Any]:
         "concurrency": result.concurrency,
         "verdict": result.verification.verdict,
         "memoryLeak": result.growth.leak,
+        "cpuFloor": recommendation.cpu_floor,
     }
 
 
@@ -105,13 +106,16 @@ def profile_json(result: "ProfileResult") -> dict[str, Any]:
                 "method": (
                     "cpu: 90th percentile of per-second CPU use in the steady phase x (1 + margin), rounded up to 0.1 "
                     "core, at least min_cpu; memory: peak working set x (1 + margin), rounded up to 0.1 GB, at least "
-                    "min_memory_gb; raised x1.5 cpu / x1.25 memory when the closed loop does not hold"
+                    "min_memory_gb; cpu capped at the host's cores; raised x1.5 cpu / x1.25 memory when the closed "
+                    "loop clearly does not hold"
                 ),
             },
             "verification": result.verification.to_dict(),
             "memoryGrowth": result.growth.to_dict(),
             "gates": [g.to_dict() for g in result.gates],
             "gatesPassed": result.gates_passed,
+            "gateRounds": [{**r.to_dict(), "start": r.start - t0, "end": r.end - t0} for r in result.gate_rounds],
+            "hostCores": result.host_cores,
             "sweep": [s.to_dict() for s in result.sweep],
             "sweepStopReason": result.sweep_reason,
             "concurrencyReason": result.concurrency_reason,
@@ -140,7 +144,8 @@ img{max-width:100%;border:1px solid #d0d7de;border-radius:6px;margin:.4rem 0}
 .warnings li{color:#9a6700} code{background:#f6f8fa;padding:0 .2rem;border-radius:3px}
 """
 
-_VERDICT_CLASS = {"verified": "ok", "raised": "warn", "failed": "bad", "unverified": "na"}
+_VERDICT_CLASS = {"verified": "ok", "raised": "warn", "failed": "bad", "unverified": "na", "inconclusive": "warn"}
+_GATE_BADGE = {"pass": ("ok", "pass"), "fail": ("bad", "FAIL"), "inconclusive": ("warn", "inconclusive")}
 
 
 def _n(value: Any, fmt: str = "{:.1f}") -> str:
@@ -170,7 +175,7 @@ def profile_html(result: "ProfileResult") -> str:
     sweep_chart = charts.sweep_chart(result.sweep, result.concurrency)
     gate_rows = "".join(
         f"<tr><td>{e(g.label)}</td><td>{_n(g.measured, '{:.4g}')}</td><td>{g.limit:g}</td>"
-        f'<td><span class="badge {"ok" if g.passed else "bad"}">{"pass" if g.passed else "FAIL"}</span></td><td style="text-align:left">{e(g.message)}</td></tr>'
+        f'<td><span class="badge {_GATE_BADGE[g.verdict][0]}">{_GATE_BADGE[g.verdict][1]}</span></td><td style="text-align:left">{e(g.message)}</td></tr>'
         for g in result.gates
     ) or '<tr><td colspan="5">no gates set (<code>gates:</code> in mldeploy.yaml)</td></tr>'
     sweep_rows = "".join(
@@ -181,20 +186,25 @@ def profile_html(result: "ProfileResult") -> str:
     )
     attempt_rows = "".join(
         f"<tr><td>{a.cpu:g} cores / {a.memory_gb:g} GB</td><td>{_n(a.inspected_cpu, '{:g}')} / {_n(a.inspected_memory_gb, '{:.3g}')}</td>"
-        f"<td>{_n(a.stats.qps if a.stats else None)}</td><td>{_n(a.stats.latency_p95_ms if a.stats else None)}</td>"
-        f'<td style="text-align:left">{"held" if a.held else e("; ".join(a.problems))}</td></tr>'
+        f"<td>{_n(a.stats.qps if a.stats else None)} / {_n(a.reference.qps if a.reference else None)}</td>"
+        f"<td>{_n(a.stats.latency_p95_ms if a.stats else None)} / {_n(a.reference.latency_p95_ms if a.reference else None)}</td>"
+        f"<td>{a.comparison.pairs if a.comparison else 0}</td>"
+        f'<td style="text-align:left">{e(a.verdict)}{(": " + e("; ".join(a.problems))) if a.problems else ""}</td></tr>'
         for a in verification.attempts
     )
     attempts = (
-        "<table><tr><th>limits tried</th><th>container got (cores / GB)</th><th>req/s</th><th>p95 ms</th><th>outcome</th></tr>"
+        "<table><tr><th>limits tried</th><th>container got (cores / GB)</th><th>req/s (limits / reference)</th>"
+        "<th>p95 ms (limits / reference)</th><th>round pairs</th><th>outcome</th></tr>"
         f"{attempt_rows}</table>"
         if verification.attempts
         else ""
     )
     warnings = "".join(f"<li>{e(w)}</li>" for w in result.warnings)
     gates_badge = (
-        '<span class="badge ok">gates passed</span>' if result.gates_passed else '<span class="badge bad">gates FAILED</span>'
-    )
+        '<span class="badge bad">gates FAILED</span>' if not result.gates_passed
+        else '<span class="badge warn">gates inconclusive</span>' if any(g.inconclusive for g in result.gates)
+        else '<span class="badge ok">gates passed</span>'
+    )  # fmt: skip
     growth = result.growth
     created = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
@@ -205,7 +215,7 @@ def profile_html(result: "ProfileResult") -> str:
 <p class="sub">{e(result.service)} · {e(created)} · took {result.elapsed_s:.0f} s ·
 verification <span class="badge {_VERDICT_CLASS.get(verification.verdict, 'na')}">{e(verification.verdict)}</span> {gates_badge}</p>
 <div class="cards">
-{_card(f"{rec.cpu:g} cores", "recommended CPU")}
+{_card(f"{rec.cpu:g} cores", "recommended CPU (a floor)" if rec.cpu_floor else "recommended CPU")}
 {_card(f"{rec.memory_gb:g} GB", "recommended memory")}
 {_card(f"{steady.qps:.1f}", f"req/s at {result.concurrency} concurrent")}
 {_card(_n(steady.latency_p95_ms) + " ms", "latency p95")}
@@ -213,6 +223,7 @@ verification <span class="badge {_VERDICT_CLASS.get(verification.verdict, 'na')}
 </div>
 <p><b>Verification:</b> {e(verification.reason)}</p>
 {attempts}
+{f'<p><b>CPU:</b> {e(rec.cpu_note)}.</p>' if rec.cpu_note else ''}
 <p><b>Method:</b> {e(rec.basis)}. Current limits: {_n(result.current_cpu, '{:g}')} cores, {_n(result.current_memory_gb, '{:g}')} GB.</p>
 {f'<h2>Warnings</h2><ul class="warnings">{warnings}</ul>' if warnings else ''}
 <h2>Gates</h2>

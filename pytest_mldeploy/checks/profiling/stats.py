@@ -14,12 +14,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the load generator sent: when it started (epoch s), how long it took, whether it succeeded."""
+    """One request the load generator sent: when it started (epoch s), how long it took, whether it
+    succeeded, and which service it went to (0: the one profiled, 1: the other one of alternating rounds)."""
 
     start: float
     latency_ms: float
     ok: bool
     status: int = 0
+    target: int = 0
 
     @property
     def end(self) -> float:
@@ -81,13 +83,19 @@ def summarize(
     """
     window = max(end - start, 1e-9)
     inside = [r for r in records if start <= r.end < end]
-    latencies = [r.latency_ms for r in inside]
-    success = sum(r.ok for r in inside)
     buckets = [0] * int(math.floor(window))  # whole seconds only: a partial last second would read low
     for r in inside:
         second = int(r.end - start)
         if second < len(buckets):
             buckets[second] += 1
+    return _figures(inside, window, concurrency, [float(b) for b in buckets], errors)
+
+
+def _figures(
+    inside: Sequence[RequestRecord], window: float, concurrency: int, per_second: list[float], errors: Optional[dict[str, int]]
+) -> LoadStats:
+    latencies = [r.latency_ms for r in inside]
+    success = sum(r.ok for r in inside)
     return LoadStats(
         concurrency=concurrency,
         window_s=window,
@@ -101,6 +109,53 @@ def summarize(
         latency_p95_ms=percentile(latencies, 95),
         latency_p99_ms=percentile(latencies, 99),
         latency_max_ms=max(latencies) if latencies else math.nan,
-        per_second_qps=[float(b) for b in buckets],
+        per_second_qps=per_second,
         errors=dict(errors or {}),
     )
+
+
+@dataclass
+class Round:
+    """One round of an alternating (or a split) load: which service it loaded, when, and its figures."""
+
+    index: int
+    target: int
+    start: float
+    end: float
+    stats: LoadStats
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "index": self.index, "target": self.target, "start": self.start, "end": self.end, "total": s.total,
+            "qps": s.qps, "latencyP95Ms": s.latency_p95_ms, "latencyP99Ms": s.latency_p99_ms, "errorRate": s.error_rate,
+        }  # fmt: skip
+
+
+#: The first share of every round is not measured: users still finish the previous round's requests.
+ROUND_GUARD = 0.1
+
+
+def split_rounds(
+    records: Sequence[RequestRecord], start: float, end: float, round_s: float, concurrency: int, *, alternating: bool = False
+) -> list[Round]:
+    """The whole rounds of `round_s` seconds inside [start, end), with the figures of the requests
+    *started* in each, less its first `ROUND_GUARD` share.
+
+    Rounds are aligned to the wall clock: round k spans [k·round_s, (k+1)·round_s). An alternating
+    load (the locustfile's `MLDEPLOY_LOAD_ALTERNATE`) sends even rounds to target 0 and odd ones to
+    target 1, so a round's target is k mod 2 there, and 0 otherwise.
+    """
+    if round_s <= 0:
+        raise ValueError(f"round_s must be positive, got {round_s}")
+    first, last = math.ceil(start / round_s - 1e-9), math.floor(end / round_s + 1e-9)
+    by_round: dict[int, list[RequestRecord]] = {k: [] for k in range(first, last)}
+    guard = ROUND_GUARD * round_s
+    for r in records:
+        k = int(r.start // round_s)
+        if k in by_round and r.start - k * round_s >= guard:
+            by_round[k].append(r)
+    return [
+        Round(k, (k % 2) if alternating else 0, k * round_s, (k + 1) * round_s, _figures(inside, round_s - guard, concurrency, [], None))
+        for k, inside in sorted(by_round.items())
+    ]

@@ -42,7 +42,8 @@ class Target(ABC):
         """Start `deployment` and return its service (Healthy when `wait`, else still starting).
 
         `resources` overrides `deployment.resources` (profiling's closed loop tries several);
-        `port` fixes the host port (a free one otherwise); `name` overrides the service name;
+        `port` fixes the host port (a free one otherwise; the deployment's own `port` is NOT
+        used here: `mldeploy serve`/`deploy` pass it through `common.serving_port`); `name` overrides the service name;
         `keep` leaves the service running after this process exits (`mldeploy deploy`).
         With `wait`, a service that does not reach Healthy is deleted and `ServiceError` raised
         with its state, reason and log tail.
@@ -57,7 +58,7 @@ def get_target(kind: str = "auto", notice: Optional[Callable[[str], None]] = pri
     if kind not in TARGET_KINDS:
         raise ServiceError(f"target '{kind}' is unknown: use one of {', '.join(TARGET_KINDS)}")
     if kind == "process":
-        return ProcessTarget()
+        return ProcessTarget(notice=notice)
     docker_target = DockerTarget(notice=notice)
     if kind == "docker":
         if not docker_target.available():
@@ -72,7 +73,7 @@ def get_target(kind: str = "auto", notice: Optional[Callable[[str], None]] = pri
         return docker_target
     if notice is not None:
         notice(f"mldeploy: target auto -> process ({docker_target.unavailable_reason}; resource limits are not enforced)")
-    return ProcessTarget()
+    return ProcessTarget(notice=notice)
 
 
 __all__ = ["TARGET_KINDS", "Target", "get_target"]

@@ -56,6 +56,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def serving_port(deployment: Any, requested: Optional[int] = None) -> Optional[int]:
+    """The host port `mldeploy serve`/`deploy` publish on: `--port`, else the deployment's `port`.
+
+    Only those two commands honour a fixed port. Checks, the profile's verification and every
+    other caller of `Target.deploy` pass no port and get a free one, so a fixed port that is
+    taken (by a kept service, say) never fails a test run.
+    """
+    return requested or getattr(deployment, "port", None) or None
+
+
 def effective_resources(deployment: Any, override: Any = None) -> Any:
     """The override when given (profiling tries several), else the deployment's own resources."""
     return override if override is not None else getattr(deployment, "resources", None)

@@ -238,7 +238,7 @@ class DockerTarget(Target):
         if keys:
             env[AUTH_KEYS_ENV] = ",".join(keys)
         container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
-        host_port = port or getattr(deployment, "port", None)
+        host_port = port  # a free port unless the caller fixes one (see common.serving_port)
         container, testcontainer = self._start(built.tag, container_name, env, host_port, options, keep)
         service = DockerService(
             service_name,

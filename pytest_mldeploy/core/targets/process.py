@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, StateReading, reading_from_exit, tail_lines
@@ -129,6 +129,24 @@ class ProcessTarget(Target):
 
     name = "process"
 
+    def __init__(self, notice: Optional[Callable[[str], None]] = print) -> None:
+        super().__init__()
+        self.notice = notice
+
+    def _say(self, deployment: Any) -> None:
+        """What the user should know before this deployment runs here: conda packages left out, another Python."""
+        if self.notice is None:
+            return
+        environment = getattr(deployment, "environment", None)
+        lines = list(getattr(environment, "notices", lambda: [])())
+        pin = getattr(environment, "python_pin", lambda: None)()
+        here = "%d.%d" % sys.version_info[:2]
+        if pin is not None and pin.version != here:
+            lines.append(f"deployment {deployment.name}: {pin.source} asks for Python {pin.version}; the process target "
+                         f"runs Python {here} ({sys.executable})")
+        for line in lines:
+            self.notice(f"mldeploy: {line}")
+
     def available(self) -> bool:
         self.unavailable_reason = None
         return True
@@ -151,6 +169,7 @@ class ProcessTarget(Target):
         from pytest_mldeploy.core.layout import lay_out_app
 
         service_name = name or deployment.name
+        self._say(deployment)
         registry = registry or Registry.for_project(project)
         models = register_models(deployment, registry)
         workdir = Path(tempfile.mkdtemp(prefix=f"mldeploy-{service_name}-"))
@@ -159,7 +178,7 @@ class ProcessTarget(Target):
             python = _interpreter_for(deployment)
             keys = make_keys(deployment)
             env = _server_env(layout.server_env(), keys)
-            host_port = port or getattr(deployment, "port", None) or free_port()
+            host_port = port or free_port()  # the deployment's own `port` is for serve/deploy only
             log_path = Path(log_path) if log_path else workdir / "server.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "ab")
