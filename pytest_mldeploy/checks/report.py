@@ -9,7 +9,9 @@ a dead server's "no answer" is its consequence, not the finding.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -147,6 +149,55 @@ def service_log_tail(service: Optional["Service"], lines: int = LOG_TAIL_LINES) 
     return text or "(the service log is empty)"
 
 
+#: The server logs a hang as `mldeploy-server: ERROR: hang: ...` followed by the indented stack, or
+#: (a worker frozen holding the GIL) by faulthandler's dump of every thread.
+_HANG_MARKER = "ERROR: hang: "
+_HANG_BLOCK_LINE = re.compile(r"^(\s|Thread 0x|Current thread 0x|$)")
+HANG_LOG_LINES = 400
+
+
+def hang_stack(service: "Service", wait_s: float = 2.0) -> Optional[str]:
+    """The stack of the last hung run() the service logged (its `hang:` line and the frames under it).
+
+    Waits up to `wait_s` for it: a container's log can lag the answer a little.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            logs = service.logs(tail=HANG_LOG_LINES)
+        except Exception:
+            return None
+        if isinstance(logs, bytes):
+            logs = logs.decode("utf-8", "replace")
+        lines = str(logs).splitlines()
+        starts = [i for i, line in enumerate(lines) if _HANG_MARKER in line]
+        if starts:
+            block = [lines[starts[-1]]]
+            for line in lines[starts[-1] + 1:]:
+                if not _HANG_BLOCK_LINE.match(line):
+                    break
+                block.append(line)
+            return "\n".join(block).rstrip()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def response_message(response: requests.Response) -> str:
+    """The `message` of a JSON error body, or "" when it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def is_scoring_timeout(response: requests.Response) -> bool:
+    """True for the server's answer to a run() past SCORING_TIMEOUT_MS (500 `Scoring timeout after N ms`, as on Azure)."""
+    return response.status_code == 500 and response_message(response).startswith("Scoring timeout after ")
+
+
 def _section(title: str, text: str) -> str:
     return f"{title}:\n{textwrap.indent(text, '    ', lambda _line: True)}"
 
@@ -183,6 +234,13 @@ def failure_report(
         sections.append(_section("received no response", f"{type(error).__name__}: {error}"))
     for note in notes or ():
         sections.append(note)
+    if response is not None and service is not None and is_scoring_timeout(response):
+        sections.append(_section("hang: stack of the run() thread at the scoring timeout (from the service log)",
+                                 hang_stack(service) or "(not found in the service log)"))
+    elif error is not None and service is not None:
+        stack = hang_stack(service, wait_s=0)  # no answer: a worker frozen in run() was killed and replaced
+        if stack:
+            sections.append(_section("hang: the service logged a stuck run() (from the service log)", stack))
     if service is not None:
         sections.append(_section(f"service log (last {LOG_TAIL_LINES} lines)", service_log_tail(service)))
     if request is not None:

@@ -17,7 +17,7 @@ import requests
 from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, validate
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.report import failure_report, is_scoring_timeout, response_message
 from pytest_mldeploy.server.schema import UNCHECKED
 
 if TYPE_CHECKING:
@@ -160,6 +160,8 @@ def json_path(path: Any) -> str:
 def body_problem(response: requests.Response, output: Optional[dict]) -> Optional[str]:
     """Why a scoring answer is not a 200 with a strict-JSON body matching `output`, or None when it is."""
     if response.status_code != 200:
+        if is_scoring_timeout(response):
+            return f"hung: run() did not return within the scoring timeout (answered {response.status_code} {response_message(response)})"
         return f"answered {response.status_code}"
     try:
         body = strict_json(response.content)

@@ -210,10 +210,17 @@ def reading_from_inspect(
 
 
 def reading_from_probe(status_code: Optional[int], error: Optional[str], was_healthy: bool) -> StateReading:
-    """The state a GET / answer gives for a live server: 200 Healthy, 503 still in init()."""
+    """The state a GET / answer gives for a live server: 200 Healthy, 503 still in init().
+
+    `error` is why there was no answer, or the body of a non-200 answer. A 503 after the service
+    was healthy, or one that says `Unhealthy` (a stuck run() thread), is Unhealthy: the server is
+    replacing a worker, not starting.
+    """
     if status_code == 200:
         return StateReading(ServiceState.HEALTHY)
     if status_code == 503:
+        if was_healthy or (error or "").startswith("Unhealthy"):
+            return StateReading(ServiceState.UNHEALTHY, f"GET / answers 503: {error}" if error else "GET / answers 503")
         return StateReading(ServiceState.TRANSITIONING, "init() has not finished (GET / answers 503)")
     if status_code is not None:
         return StateReading(ServiceState.UNHEALTHY, f"GET / answered {status_code}")
@@ -372,7 +379,7 @@ class Service(ABC):
             response = requests.get(self.base_url + "/", timeout=_PROBE_TIMEOUT_S)
         except requests.RequestException as exc:
             return None, _short_error(exc)
-        return response.status_code, None
+        return response.status_code, (response.text.strip()[:300] or None) if response.status_code != 200 else None
 
     def wait_until_healthy(self, timeout: float) -> "Service":
         """Poll until Healthy; raise `ServiceFailed` (a `ServiceError`) when it fails or `timeout` s pass."""

@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import os
+import struct
 import threading
 import time
 import traceback
@@ -19,7 +20,7 @@ from typing import Awaitable, Callable, Optional
 from pytest_mldeploy import __version__
 
 from . import amlhttp, swagger
-from .runner import RunThread, ScoringInterrupted, ScoringTimeout
+from .runner import RunThread, ScoringInterrupted, ScoringTimeout, WorkerStuck
 from .settings import Settings
 from .user_script import BadRequest, ScriptError, UserScript
 
@@ -31,15 +32,22 @@ Send = Callable[[dict], Awaitable[None]]
 SERVER_VERSION = f"pytest-mldeploy/{__version__}"
 ID_LIMIT = 100
 INIT_FAILED_EXIT_CODE = 3
+#: A worker whose run thread is stuck exits with this code; the supervisor then starts a new one.
+STUCK_EXIT_CODE = 75
+#: How long a stuck worker keeps answering 503 before it exits.
+STUCK_EXIT_DELAY_S = 1.0
+#: How often a worker's event loop records that it runs (see SharedReadiness).
+HEARTBEAT_INTERVAL_S = 1.0
 
 MSG_SCRIPT_ERROR = "An unexpected error occurred in scoring script. Check the logs for more info."
-MSG_INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
 MSG_NOT_FOUND = (
     "The requested URL was not found on the server. If you entered the URL manually please check your "
     "spelling and try again."
 )
 MSG_NOT_READY = "The service is starting: init() has not finished yet. Retry shortly."
 MSG_UNAUTHORIZED = "Unauthorized: send the header 'Authorization: Bearer <key>' with one of the service's keys."
+MSG_OUTPUT_NOT_JSON = ("The scoring script's output cannot be sent as JSON: run() returned {kind} ({reason}). "
+                       "Check the logs for more info.")
 
 _JSON = (b"content-type", b"application/json")
 _HTML = (b"content-type", b"text/html; charset=utf-8")
@@ -47,20 +55,44 @@ _SERVER = (b"x-ms-server-version", SERVER_VERSION.encode())
 _FAILED = {False: (b"x-ms-run-function-failed", b"False"), True: (b"x-ms-run-function-failed", b"True")}
 _CLOSE = (b"connection", b"close")
 _ALLOWED_METHODS = b"GET, HEAD, POST, OPTIONS"
+_ALLOW_SCORE = (b"allow", b"GET, POST, OPTIONS")
+_ALLOW_HEALTH = (b"allow", b"GET, HEAD, OPTIONS")
+_ALLOW_SWAGGER = (b"allow", b"GET, OPTIONS")
 
 
 class SharedReadiness:
-    """One byte per worker in memory shared across fork: the service is ready when every worker is."""
+    """Memory shared across fork: one byte per worker (the service is ready when every worker is)
+    and each worker's heartbeat (when its event loop last ran), which the supervisor watches."""
+
+    _BEAT = struct.Struct("d")
 
     def __init__(self, workers: int) -> None:
         import mmap
 
-        self._memory = mmap.mmap(-1, workers)
+        self._beats_at = -(-workers // 8) * 8  # the heartbeats start 8-byte aligned after the flags
+        self._memory = mmap.mmap(-1, self._beats_at + self._BEAT.size * workers)
         self._workers = workers
+
+    def beat(self, index: int) -> None:
+        """Record that worker `index`'s event loop is running now (monotonic clock, shared by all processes)."""
+        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, time.monotonic())
+
+    def last_beat(self, index: int) -> float:
+        """When worker `index` last beat (0.0 before its first beat)."""
+        return self._BEAT.unpack_from(self._memory, self._beats_at + self._BEAT.size * index)[0]
+
+    def is_ready(self, index: int) -> bool:
+        """True when worker `index` has finished init()."""
+        return self._memory[index] == 1
 
     def mark(self, index: int) -> None:
         """Record that worker `index` has finished init()."""
         self._memory[index] = 1
+
+    def clear(self, index: int) -> None:
+        """Record that worker `index` is starting again (its replacement has not finished init())."""
+        self._memory[index] = 0
+        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, 0.0)
 
     def all_ready(self) -> bool:
         """True when every worker has finished init()."""
@@ -100,8 +132,13 @@ class ScoringApp:
     """The ASGI app for one entry script. Lifespan start-up loads the script and runs init() on a thread."""
 
     def __init__(self, settings: Settings, public_url: Optional[str] = None,
-                 readiness: Optional["SharedReadiness"] = None, worker_index: int = 0) -> None:
+                 readiness: Optional["SharedReadiness"] = None, worker_index: int = 0,
+                 restart_reason: Optional[str] = None) -> None:
         self.settings = settings
+        #: Why GET / answers 503 although init() is done (a stuck run thread); None while healthy.
+        self.unhealthy: Optional[str] = None
+        #: Why this worker was started again (shown in the 503 until its init() is done).
+        self._restart_reason = restart_reason
         self._readiness = readiness
         self._worker_index = worker_index
         self._initialised = False
@@ -113,7 +150,7 @@ class ScoringApp:
         self.health_path = f"{prefix}/"
         self.score_path = f"{prefix}/score"
         self.swagger_path = f"{prefix}/swagger.json"
-        self._keys = [f"Bearer {key}".encode() for key in settings.auth_keys]
+        self._keys = [key.encode() for key in settings.auth_keys]
         self._cors_any = "*" in settings.cors_origins
         self._cors = {origin.encode() for origin in settings.cors_origins}
         self._swagger_cache: dict[str, bytes] = {}
@@ -140,7 +177,9 @@ class ScoringApp:
     def start(self) -> None:
         """Start the run thread and, on another thread, load the script and call init()."""
         if not self.settings.run_inline:
-            self.runner = RunThread()
+            self.runner = RunThread(stuck_grace_s=self.settings.stuck_grace_ms / 1000, on_stuck=self._stuck)
+        if self._readiness is not None:
+            self._heartbeat()
         threading.Thread(target=self._initialise, name="mldeploy-init", daemon=True).start()
 
     def _initialise(self) -> None:
@@ -188,23 +227,24 @@ class ScoringApp:
             await self._score_route(scope, receive, send, request, base, method)
         elif path == self.health_path:
             if method in ("GET", "HEAD"):
-                if self.ready or self._refresh_ready():
+                if self.unhealthy is not None:
+                    await self._send(send, 503, _message(self.unhealthy), base + [_JSON])
+                elif self.ready or self._refresh_ready():
                     await self._send(send, 200, b"" if method == "HEAD" else b"Healthy", base + [_HTML])
                 else:
-                    await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
+                    await self._send(send, 503, _message(self._not_ready_message()), base + [_JSON])
             elif method == "OPTIONS":
                 await self._options(send, request, base)
             else:
-                await self._send(send, 405, _message("Method not allowed"), base + [_JSON])
+                await self._method_not_allowed(send, base, _ALLOW_HEALTH)
         elif path == self.swagger_path:
+            # Open without a key, as on Azure: the document describes the API, it grants nothing.
             if method == "OPTIONS":
                 await self._options(send, request, base)
             elif method != "GET":
-                await self._send(send, 405, _message("Method not allowed"), base + [_JSON])
+                await self._method_not_allowed(send, base, _ALLOW_SWAGGER)
             elif not (self.ready or self._refresh_ready()):
-                await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON])
-            elif not self._authorised(request):
-                await self._unauthorised(send, base)
+                await self._send(send, 503, _message(self._not_ready_message()), base + [_JSON])
             else:
                 await self._swagger(scope, send, base)
         else:
@@ -216,10 +256,13 @@ class ScoringApp:
             await self._options(send, request, base)
             return
         if method not in ("GET", "POST"):
-            await self._send(send, 405, _message("Method not allowed"), base + [_JSON, _FAILED[False]])
+            await self._method_not_allowed(send, base + [_FAILED[False]], _ALLOW_SCORE)
+            return
+        if self.unhealthy is not None:
+            await self._send(send, 503, _message(self.unhealthy), base + [_JSON, _FAILED[False]])
             return
         if not (self.ready or self._refresh_ready()):
-            await self._send(send, 503, _message(MSG_NOT_READY), base + [_JSON, _FAILED[False]])
+            await self._send(send, 503, _message(self._not_ready_message()), base + [_JSON, _FAILED[False]])
             return
         if not self._authorised(request):
             await self._unauthorised(send, base)
@@ -254,10 +297,13 @@ class ScoringApp:
                 elapsed_ms = (time.perf_counter() - started) * 1000
             else:
                 output, elapsed_ms = await self.runner.call(lambda: script.call(kwargs), self._timeout_ms)
-        except (ScoringTimeout, ScoringInterrupted):
-            log.error("run() did not finish within SCORING_TIMEOUT_MS=%d", self._timeout_ms)
+        except (ScoringTimeout, ScoringInterrupted) as exc:
+            self._log_timeout(getattr(exc, "stack", ""))
             await self._send(send, 500, _message(f"Scoring timeout after {self._timeout_ms} ms"),
                              base + [_JSON, _FAILED[True]])
+            return
+        except WorkerStuck:
+            await self._send(send, 503, _message(self.unhealthy or MSG_NOT_READY), base + [_JSON, _FAILED[False]])
             return
         except asyncio.CancelledError:
             raise
@@ -275,9 +321,7 @@ class ScoringApp:
         try:
             payload = json.dumps(output, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            log.error("run() returned a value that is not strict JSON (%s: %s); type %s",
-                      type(exc).__name__, exc, type(output).__name__)
-            await self._send(send, 500, _message(MSG_INTERNAL_ERROR), base + [_JSON, _FAILED[False], exec_ms])
+            await self._output_not_json(send, base + [exec_ms], output, exc)
             return
         await self._send(send, 200, payload, base + [_JSON, _FAILED[False], exec_ms])
 
@@ -333,13 +377,15 @@ class ScoringApp:
         await self._send(send, 200, self._swagger_cache[version], base + [_JSON])
 
     def _authorised(self, request: _Request) -> bool:
+        """`Authorization: Bearer <key>` with one of the keys; the scheme is case-insensitive (RFC 9110)."""
         if not self._keys:
             return True
-        given = request.authorization or b""
+        scheme, _, token = (request.authorization or b"").strip().partition(b" ")
+        token = token.strip()
         matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(given, key)
-        return matched
+        for key in self._keys:  # every key is compared, so the time taken does not tell which one matched
+            matched |= hmac.compare_digest(token, key)
+        return matched and scheme.lower() == b"bearer"
 
     async def _unauthorised(self, send: Send, base: list) -> None:
         await self._send(send, 401, _message(MSG_UNAUTHORIZED), base + [_JSON, (b"www-authenticate", b"Bearer")])
@@ -355,6 +401,57 @@ class ScoringApp:
 
     def _origin_allowed(self, origin: Optional[bytes]) -> bool:
         return origin is not None and (self._cors_any or origin in self._cors)
+
+    # ---- protocol details, output errors, stuck run thread --------------------------------------
+
+    async def _method_not_allowed(self, send: Send, headers: list, allow: tuple[bytes, bytes]) -> None:
+        await self._send(send, 405, _message("Method not allowed"), headers + [_JSON, allow])
+
+    async def _output_not_json(self, send: Send, headers: list, output: object, exc: BaseException) -> None:
+        """500 for a run() result JSON cannot carry (NaN, Infinity, numpy arrays, bytes): the script's fault."""
+        reason = f"{type(exc).__name__}: {exc}"
+        kind = f"a {type(output).__name__}"
+        log.error("run() returned a value that is not strict JSON (%s); type %s", reason, type(output).__name__)
+        message = MSG_OUTPUT_NOT_JSON.format(kind=kind, reason=reason[:200])
+        await self._send(send, 500, _message(message), headers + [_JSON, _FAILED[True]])
+
+    def _not_ready_message(self) -> str:
+        if self._restart_reason:
+            return f"The service is restarting ({self._restart_reason}): init() has not finished yet. Retry shortly."
+        return MSG_NOT_READY
+
+    def _log_timeout(self, stack: str) -> None:
+        """Log the timeout with where run() was at the deadline: the stack a hang report shows."""
+        log.error("hang: run() did not return within SCORING_TIMEOUT_MS=%d; the run() thread was at:\n%s",
+                  self._timeout_ms, stack.rstrip() or "  (run() had not started: the calls before it took the time)")
+
+    def _stuck(self, stack: str) -> None:
+        """The run thread ignored its interruption: answer 503 on every route, log the stack, then exit.
+
+        The worker cannot get the thread back (code outside Python does not see the interruption),
+        so it exits with STUCK_EXIT_CODE and the supervisor starts a new one, as gunicorn replaces a
+        worker past its timeout.
+        """
+        grace_ms = self.settings.stuck_grace_ms
+        self.unhealthy = (f"Unhealthy: run() is stuck: still running {grace_ms} ms after SCORING_TIMEOUT_MS="
+                          f"{self._timeout_ms} (blocked outside Python, so it cannot be interrupted); "
+                          f"this worker is being replaced")
+        log.error("hang: run() is stuck %d ms after SCORING_TIMEOUT_MS=%d and cannot be interrupted; "
+                  "GET / answers 503 and worker %d (pid %d) exits with code %d to be replaced. "
+                  "Stack of the stuck run() thread:\n%s", grace_ms, self._timeout_ms, self._worker_index,
+                  os.getpid(), STUCK_EXIT_CODE, stack.rstrip() or "  (no Python frame)")
+        asyncio.get_running_loop().call_later(STUCK_EXIT_DELAY_S, self._exit_stuck)
+
+    def _heartbeat(self) -> None:
+        """Beat once a second while the event loop runs; a frozen loop (run() holding the GIL in C) stops it."""
+        assert self._readiness is not None
+        self._readiness.beat(self._worker_index)
+        asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL_S, self._heartbeat)
+
+    def _exit_stuck(self) -> None:
+        for handler in logging.getLogger().handlers + log.handlers:
+            handler.flush()
+        os._exit(STUCK_EXIT_CODE)
 
     # ---- responses -----------------------------------------------------------------------------
 

@@ -1,22 +1,32 @@
 """Start-up: logging, the listening socket, one uvicorn server per worker, and the worker supervisor.
 
 The socket is bound before anything else, so the service answers (503 until init() is done) as soon
-as it logs that it listens. With several workers the parent forks them over the same socket and
-exits with a worker's non-zero code if one dies (e.g. its init() failed), after stopping the rest.
+as it logs that it listens. The parent forks the workers over the same socket and supervises them:
+a worker whose run() is stuck exits with STUCK_EXIT_CODE and is replaced by a new one (which runs
+init() again); any other non-zero exit (e.g. init() failed) stops the rest and becomes the exit code.
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import socket
 import sys
+import time
 from typing import Optional
 
-from .app import ScoringApp, SharedReadiness
+from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp, SharedReadiness
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")
+
+#: How often the supervisor looks at its workers (exits, heartbeats).
+SUPERVISE_INTERVAL_S = 0.5
+#: The signal on which a worker's faulthandler writes every thread's stack to stderr.
+STACKS_SIGNAL = signal.SIGUSR1
+#: How long a frozen worker has to write its stacks before it is killed.
+FROZEN_KILL_DELAY_S = 1.0
 
 
 class _Formatter(logging.Formatter):
@@ -64,17 +74,25 @@ def _loop_name() -> str:
 
 
 def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: str = "httptools",
-               loop: Optional[str] = None, readiness: Optional[SharedReadiness] = None, index: int = 0) -> int:
+               loop: Optional[str] = None, readiness: Optional[SharedReadiness] = None, index: int = 0,
+               restart_reason: Optional[str] = None) -> int:
     """Serve on `sock` in this process until stopped (uvicorn + httptools, uvloop when installed).
 
     `http` and `loop` are uvicorn's choices; other values than the defaults are for benchmarks.
+    With "httptools" the request head is limited (protocol.py); "httptools-unlimited" is uvicorn's
+    own protocol, for comparing the cost of the limits.
     """
     import uvicorn
 
-    app = ScoringApp(settings, public_url, readiness, index)
+    from .protocol import limited_protocol
+
+    app = ScoringApp(settings, public_url, readiness, index, restart_reason)
+    protocol: object = {"httptools": limited_protocol(settings, SERVER_VERSION),
+                        "httptools-unlimited": "httptools"}.get(http, http)
     config = uvicorn.Config(
         app,
-        http=http,
+        http=protocol,  # type: ignore[arg-type]
+        ws="none",  # no WebSocket routes: an Upgrade request is served as plain HTTP, not a failed handshake
         loop=loop or _loop_name(),
         lifespan="on",
         access_log=False,
@@ -88,7 +106,7 @@ def run_worker(settings: Settings, sock: socket.socket, public_url: str, http: s
 
 
 def serve(settings: Settings) -> int:
-    """Run the server with `settings.workers` worker processes; the exit code for the process."""
+    """Run the server: a supervisor process and `settings.workers` worker processes; the exit code for the process."""
     configure_logging(settings.log_level)
     try:
         sock = bind(settings.host, settings.port)
@@ -98,15 +116,24 @@ def serve(settings: Settings) -> int:
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     public_url = f"http://{shown_host}:{settings.port}"
     log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, settings.entry_script)
-    if settings.workers == 1:
-        return run_worker(settings, sock, public_url)
     return _supervise(settings, sock, public_url)
 
 
 def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
-    children: set[int] = set()
+    """Fork the workers and watch them; replace a worker whose run() is stuck.
+
+    A worker notices a stuck run thread itself and exits with STUCK_EXIT_CODE. A worker whose whole
+    event loop is frozen (run() holding the GIL inside C code) cannot: its heartbeat stops, and once
+    it is older than the scoring timeout plus the stuck grace the supervisor has it dump every
+    thread's stack (faulthandler, SIGUSR1), kills it and starts a new one. Any other non-zero exit
+    (init() failed, a crash) stops the other workers and becomes the exit code. The supervisor runs
+    even for one worker: it is what replaces a stuck one, as gunicorn's arbiter does.
+    """
+    children: dict[int, int] = {}  # pid -> worker index
+    killing: dict[int, float] = {}  # pid of a frozen worker -> when SIGKILL is due
     stopping = False
     readiness = SharedReadiness(settings.workers)
+    frozen_after_s = (settings.timeout_ms + settings.stuck_grace_ms) / 1000
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -114,35 +141,90 @@ def _supervise(settings: Settings, sock: socket.socket, public_url: str) -> int:
         for pid in list(children):
             _signal(pid, signal.SIGTERM)
 
-    for index in range(settings.workers):
+    def start(index: int, restart_reason: Optional[str] = None) -> None:
+        readiness.clear(index)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                if wait_for_sigchld:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = run_worker(settings, sock, public_url, readiness=readiness, index=index)
+                if hasattr(faulthandler, "register"):
+                    faulthandler.register(STACKS_SIGNAL, all_threads=True)
+                code = run_worker(settings, sock, public_url, readiness=readiness, index=index,
+                                  restart_reason=restart_reason)
             finally:
                 os._exit(code)
-        children.add(pid)
-    sock.close()
+        children[pid] = index
+
+    def check_frozen() -> None:
+        now = time.monotonic()
+        for pid, index in list(children.items()):
+            if pid in killing:
+                if now >= killing[pid]:
+                    _signal(pid, signal.SIGKILL)
+                continue
+            last = readiness.last_beat(index)
+            if not readiness.is_ready(index) or last == 0.0 or now - last <= frozen_after_s:
+                continue
+            log.error("hang: worker %d (pid %d) has been frozen for %.1f s (longer than SCORING_TIMEOUT_MS + "
+                      "MLDEPLOY_STUCK_GRACE_MS): run() holds the GIL in native code. Its threads' stacks follow; "
+                      "then it is killed and replaced.", index, pid, now - last)
+            for handler in log.handlers:
+                handler.flush()
+            _signal(pid, STACKS_SIGNAL)
+            killing[pid] = now + FROZEN_KILL_DELAY_S
+
+    # A worker's exit is noticed at once (SIGCHLD), heartbeats every SUPERVISE_INTERVAL_S.
+    wait_for_sigchld = hasattr(signal, "sigtimedwait")
+    if wait_for_sigchld:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    for index in range(settings.workers):
+        start(index)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
     exit_code = 0
     while children:
         try:
-            pid, status = os.wait()
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
-        except InterruptedError:
+        if pid == 0:
+            if not stopping:
+                check_frozen()
+            if wait_for_sigchld:
+                signal.sigtimedwait({signal.SIGCHLD}, SUPERVISE_INTERVAL_S)
+            else:
+                time.sleep(0.05)
             continue
-        children.discard(pid)
+        index = children.pop(pid, None)
+        if index is None:
+            continue  # an orphan the entry script started, reaped because we may be PID 1
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 and not stopping:
+        frozen = killing.pop(pid, None) is not None
+        if stopping:
+            continue
+        if code == STUCK_EXIT_CODE or frozen:
+            reason = f"worker {index} (pid {pid}) was replaced because run() got stuck"
+            log.error("%s; starting a new worker %d, which runs init() again", reason, index)
+            start(index, reason)
+        elif code != 0 and settings.workers == 1:
+            # The one worker is the server: end the way it ended, as a server without supervisor would.
+            log.error("the worker (pid %d) ended with code %d; the server ends the same way", pid, code)
+            exit_code = code
+        elif code != 0:
             log.error("worker %d exited with code %d; stopping the other workers", pid, code)
             exit_code = code if code > 0 else 1
             stop(signal.SIGTERM, None)
+    sock.close()
+    if exit_code < 0:
+        if -exit_code not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(-exit_code, signal.SIG_DFL)
+        os.kill(os.getpid(), -exit_code)
+        return 128 - exit_code  # still here: PID 1 of a container ignores its own signals; report as a shell does
     return exit_code
 
 

@@ -10,6 +10,15 @@ from typing import Mapping, Optional
 DEFAULT_APP_ROOT = "/var/azureml-app"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 3_600_000
+#: Request line (method, target, version) and header block limits: nginx's and gunicorn's request line
+#: limit, and a header total that fits Azure front ends' tens of KB. Beyond them: 414 / 431.
+DEFAULT_MAX_REQUEST_LINE_BYTES = 8190
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+#: A request head (line and headers) must be complete this long after it starts, else 408 and close.
+DEFAULT_HEADER_TIMEOUT_MS = 10_000
+#: run() still running this long after its scoring timeout (its interruption not taken: native code)
+#: makes the worker unhealthy; it is then replaced.
+DEFAULT_STUCK_GRACE_MS = 5_000
 
 #: Every key that the environment or config.json may set.
 KEYS = (
@@ -29,6 +38,10 @@ KEYS = (
     "MLDEPLOY_MAX_BODY_BYTES",
     "MLDEPLOY_AUTH_KEYS",
     "MLDEPLOY_RUN_INLINE",
+    "MLDEPLOY_MAX_REQUEST_LINE_BYTES",
+    "MLDEPLOY_MAX_HEADER_BYTES",
+    "MLDEPLOY_HEADER_TIMEOUT_MS",
+    "MLDEPLOY_STUCK_GRACE_MS",
 )
 
 
@@ -56,6 +69,10 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     auth_keys: tuple[str, ...] = field(default=(), repr=False)
     run_inline: bool = False
+    max_request_line_bytes: int = DEFAULT_MAX_REQUEST_LINE_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout_ms: int = DEFAULT_HEADER_TIMEOUT_MS
+    stuck_grace_ms: int = DEFAULT_STUCK_GRACE_MS
 
 
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -84,6 +101,10 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_body_bytes=_positive_int(values, "MLDEPLOY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         auth_keys=_csv(values.get("MLDEPLOY_AUTH_KEYS", "")),
         run_inline=str(values.get("MLDEPLOY_RUN_INLINE", "")).lower() in ("1", "true", "yes"),
+        max_request_line_bytes=_positive_int(values, "MLDEPLOY_MAX_REQUEST_LINE_BYTES", DEFAULT_MAX_REQUEST_LINE_BYTES),
+        max_header_bytes=_positive_int(values, "MLDEPLOY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES),
+        header_timeout_ms=_positive_int(values, "MLDEPLOY_HEADER_TIMEOUT_MS", DEFAULT_HEADER_TIMEOUT_MS),
+        stuck_grace_ms=_positive_int(values, "MLDEPLOY_STUCK_GRACE_MS", DEFAULT_STUCK_GRACE_MS),
     )
 
 

@@ -130,6 +130,10 @@ def test_inspect_created_is_transitioning_and_paused_is_unhealthy():
 def test_probe_answers():
     assert reading_from_probe(200, None, False).state is ServiceState.HEALTHY
     assert reading_from_probe(503, None, False).state is ServiceState.TRANSITIONING
+    stuck = reading_from_probe(503, "Unhealthy: run() is stuck: still running 5000 ms after SCORING_TIMEOUT_MS=3000", False)
+    assert stuck.state is ServiceState.UNHEALTHY and "run() is stuck" in stuck.reason
+    restarting = reading_from_probe(503, "The service is restarting (run() got stuck): init() has not finished yet.", True)
+    assert restarting.state is ServiceState.UNHEALTHY and "restarting" in restarting.reason
     assert reading_from_probe(500, None, True).state is ServiceState.UNHEALTHY
     assert reading_from_probe(None, "connection refused", False).state is ServiceState.TRANSITIONING
     # A server that was healthy and stops answering is Unhealthy, not starting.

@@ -8,10 +8,11 @@ stay flat.
 
 A 500 can be the entry script's, not the server's: schemathesis draws numbers up to +-1.8e308, the
 diabetes Ridge model overflows them to inf, and a `run()` output that is not strict JSON is answered
-500 "internal error" like Azure's server does. Such answers carry `x-ms-run-fn-exec-ms` (run()
-returned) and the service log says "not strict JSON"; a `run()` that raised answers with
-`x-ms-run-function-failed: True`. Both are counted as the script's, and the log must account for
-every one of them; any other 5xx is the server's.
+500 with `x-ms-run-function-failed: True` and a message saying it is the script's output (issue #9;
+Azure says "internal error"). Such answers carry `x-ms-run-fn-exec-ms` (run() returned) and the
+service log says "not strict JSON"; a `run()` that raised answers with `x-ms-run-function-failed:
+True` too. Both are counted as the script's, and the log must account for every one of them; any
+other 5xx is the server's.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ CAMPAIGN_BUDGET_S = 45.0
 # Flat memory: what the service may grow by over the campaign, after a warm-up. Allocator arenas and
 # caches settle within a few MB; a leak of even 1 KB per request would show as more than this.
 MEMORY_SLACK_BYTES = 24 * 1024 * 1024
-MSG_INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
+MSG_OUTPUT_NOT_JSON = "The scoring script's output cannot be sent as JSON: "
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +93,14 @@ def whose(status: int, headers: Mapping[str, str], body: bytes) -> str:
     if status < 500:
         return "ok"
     lowered = {k.lower(): v for k, v in headers.items()}
-    if lowered.get("x-ms-run-function-failed") == "True":
-        return "script-raised"
     try:
         message = json.loads(body).get("message")
     except (ValueError, AttributeError):
         message = None
-    if "x-ms-run-fn-exec-ms" in lowered and message == MSG_INTERNAL_ERROR:
+    if "x-ms-run-fn-exec-ms" in lowered and isinstance(message, str) and message.startswith(MSG_OUTPUT_NOT_JSON):
         return "script-output"
+    if lowered.get("x-ms-run-function-failed") == "True":
+        return "script-raised"
     return "server"
 
 
