@@ -290,8 +290,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.registry import Registry
 
-    project = _load(args)
-    registry = Registry.for_project(project)
+    if getattr(args, "registry", None):
+        project, registry = None, Registry(Path(args.registry))
+    else:
+        project = _load(args)
+        registry = Registry.for_project(project)
+    if args.models_command == "register" and (getattr(args, "path", None) or getattr(args, "name", None)):
+        if not (args.path and args.name) or args.deployment:
+            raise ConfigError("models register: give --name and --path together (and --version if you like), or a DEPLOYMENT, not both")
+        model = registry.register(args.name, Path(args.path), version=args.version)
+        print(f"{model.name}:{model.version}  sha256:{model.sha256[:12]}  {model.filename}")
+        return 0
+    if project is None and args.models_command == "register":
+        raise ConfigError("models register --registry: give --name and --path (a deployment's models need its config)")
     if args.models_command == "register":
         deployments = [_pick_deployment(project, args.deployment)] if args.deployment else project.deployments.values()
         for deployment in deployments:
@@ -309,7 +320,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "gc":
         result = registry.gc()
         print(f"removed {len(result.removed_objects)} unreferenced object(s) ({result.freed_bytes} B) "
-              f"and {result.removed_temp} leftover temp file(s) from {project.registry_dir}")
+              f"and {result.removed_temp} leftover temp file(s) from {registry.root}")
         for sha in result.removed_objects:
             print(f"  sha256:{sha}")
         return 0
@@ -319,7 +330,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if not models:
         what = f"no model {args.name!r}" if args.name else "no models"
-        print(f"{what}{' with those tags' if args.tag else ''} registered in {project.registry_dir}")
+        print(f"{what}{' with those tags' if args.tag else ''} registered in {registry.root}")
     for m in models:
         tags = ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
         print(f"{m.name}:{m.version}  {m.filename}  {m.size} B  sha256:{m.sha256[:12]}  {m.created_at}  {tags}")
@@ -332,6 +343,27 @@ def _model_dict(model) -> dict:
     data = asdict(model)
     data["path"] = str(model.path)
     return data
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.core.export_v2 import export_azureml_v2, written
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    report: Optional[Path] = Path(args.profile) if args.profile else None
+    if report is None and not args.no_profile:
+        for base in (Path.cwd(), project.root):
+            candidate = base / "mldeploy-report" / deployment.name / "profile.json"
+            if candidate.is_file():
+                report = candidate
+                break
+    exported = export_azureml_v2(project, deployment, Path(args.out), profile_report=report)
+    for path in written(exported):
+        print(f"wrote: {path}")
+    print(f"instance_type: {exported.reason}")
+    _say(f"mldeploy: check it with `pytest --mldeploy` in {args.out}; deploy it with "
+         f"`az ml online-endpoint create -f endpoint.yml` and `az ml online-deployment create -f {exported.deployment.name}`")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(p: argparse.ArgumentParser, deployment: str = "?") -> None:
         p.add_argument("deployment", nargs=deployment, metavar="DEPLOYMENT", help="a deployment of mldeploy.yaml")
-        p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")
+        p.add_argument("--config", metavar="PATH",
+                       help="mldeploy.yaml or an Azure ML v2 deployment YAML (default: mldeploy.yaml searched upward from here)")
 
     p = command("serve", cmd_serve, "Serve a deployment until Ctrl-C (a local process unless --target says otherwise), "
                                     "streaming its log (also kept in .mldeploy/services/DEPLOYMENT/service.log).")
@@ -388,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=20, help="schema-valid requests drawn by Hypothesis (default 20)")
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed, for the same requests every run (default 0)")
 
+    p = command("export", cmd_export, "Write a deployment as Azure ML v2 online endpoint and deployment YAML.")
+    p.add_argument("format", choices=["azureml-v2"], help="what to write (azureml-v2: managed online endpoint YAML)")
+    with_config(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="the folder to write endpoint.yml, DEPLOYMENT.yml and the conda file to")
+    p.add_argument("--profile", metavar="PROFILE_JSON",
+                   help="size instance_type from this profile report (default: mldeploy-report/DEPLOYMENT/profile.json when present)")
+    p.add_argument("--no-profile", action="store_true", help="size instance_type from resources even when a profile report is present")
+
     p = command("base-image", cmd_base_image, "Build the offline base image from Debian packages (for hosts that cannot pull); "
                                               "installs mmdebstrap with apt-get first when it is missing and we are root.")
     from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG
@@ -405,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("models", cmd_models, "The local model registry.")
     p.add_argument("--config", metavar="PATH", help="mldeploy.yaml (default: searched upward from here)")
+    p.add_argument("--registry", metavar="DIR", help="this registry folder instead of the project's (e.g. for azureml:NAME:VERSION references)")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
@@ -418,8 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--name")
     lp.add_argument("--tag", action="append", help="KEY or KEY=VALUE (repeatable)")
     lp.add_argument("--json", action="store_true")
-    rp = action("register", "register the models a deployment declares")
+    rp = action("register", "register the models a deployment declares, or one file or folder (--name, --path)")
     rp.add_argument("deployment", nargs="?")
+    rp.add_argument("--name", help="with --path: the model's name")
+    rp.add_argument("--path", metavar="PATH", help="register this model file or folder (with --name)")
+    rp.add_argument("--version", type=int, metavar="N", help="with --path: exactly this version (default: the next)")
     dp = action("download", "copy a model version out of the registry")
     dp.add_argument("name")
     dp.add_argument("version", type=int)
@@ -428,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("name")
     xp.add_argument("version", type=int, nargs="?")
     action("gc", "remove stored content no registered version names (left by a crash), and dead temp files")
-    p.set_defaults(name=None, tag=None, json=False)
+    p.set_defaults(name=None, tag=None, json=False, path=None, version=None, deployment=None)
     return parser
 
 

@@ -18,10 +18,12 @@ PROPERTY = "mldeploy"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mldeploy", "model deployment checks (pytest-mldeploy)")
-    group.addoption("--mldeploy", action="store_true", help="collect mldeploy.yaml files: deploy each deployment and run the built-in checks")
+    group.addoption("--mldeploy", action="store_true",
+                    help="collect mldeploy.yaml files and Azure ML v2 deployment YAML files: deploy each deployment and run the built-in checks")
     group.addoption("--mldeploy-target", choices=["auto", "docker", "process"], default=None,
                     help="where services run: docker, a local process, or auto (docker when an engine answers) [ini: mldeploy_target]")
-    group.addoption("--mldeploy-config", metavar="PATH", default=None, help="the mldeploy.yaml to use [ini: mldeploy_config]")
+    group.addoption("--mldeploy-config", metavar="PATH", default=None,
+                    help="the mldeploy.yaml (or Azure ML v2 deployment YAML) to use [ini: mldeploy_config]")
     group.addoption("--mldeploy-deployment", metavar="NAME", action="append", default=[], help="only this deployment (repeatable)")
     group.addoption("--mldeploy-examples", metavar="N", type=int, default=None, help="Hypothesis examples per property check [ini: mldeploy_examples]")
     group.addoption("--mldeploy-report", metavar="DIR", default=None, help="write profile reports and results here [ini: mldeploy_report]")
@@ -62,8 +64,43 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional["
     if not config.getoption("mldeploy"):
         return None
     explicit = _option(config, "config")
-    wanted = file_path.resolve() == Path(explicit).resolve() if explicit else file_path.name in CONFIG_NAMES
+    if explicit:
+        wanted = file_path.resolve() == Path(explicit).resolve()
+    else:
+        wanted = file_path.name in CONFIG_NAMES or _unclaimed_online_deployment(config, file_path)
     return MldeployFile.from_parent(parent, path=file_path) if wanted else None
+
+
+_CLAIMED = pytest.StashKey[dict]()
+
+
+def _unclaimed_online_deployment(config: pytest.Config, file_path: Path) -> bool:
+    """An Azure ML v2 deployment YAML that no `mldeploy.yaml` above it names with `online_deployment`."""
+    if file_path.suffix.lower() not in (".yml", ".yaml"):
+        return False
+    from pytest_mldeploy.core import azure_v2
+
+    if not azure_v2.is_deployment_file(file_path):
+        return False
+    claimed = config.stash.setdefault(_CLAIMED, {})
+    real = file_path.resolve()
+    for folder in real.parents:
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if not candidate.is_file():
+                continue
+            key = str(candidate)
+            if key not in claimed:
+                import yaml
+
+                try:
+                    data = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+                except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                    data = None
+                claimed[key] = {p.resolve() for p in azure_v2.referenced_deployment_files(candidate, data)}
+            if real in claimed[key]:
+                return False
+    return True
 
 
 def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> Any:
@@ -180,6 +217,8 @@ def _deployment_line(path: Path, name: str) -> int:
     except (OSError, UnicodeDecodeError):
         return 0
     keys = (f"{name}:", f'"{name}":', f"'{name}':")
+    if path.name not in CONFIG_NAMES:  # an Azure ML v2 deployment file: point at its `name:`
+        return next((n for n, text in enumerate(lines) if text.startswith("name:")), 0)
     indent: Optional[int] = None
     inside = False
     for number, text in enumerate(lines):

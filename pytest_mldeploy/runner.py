@@ -93,6 +93,8 @@ class CheckRunner:
         if name not in self._services:
             record = self.record(name)
             deployment = self.project.deployments[name]
+            for line in deployment.notices() if hasattr(deployment, "notices") else ():
+                self.notice(f"mldeploy: {name}: {line}")
             started = time.monotonic()
             try:
                 service = self.target.deploy(deployment, self.project, keep=self.keep)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from pytest_mldeploy.core import azure_config
+from pytest_mldeploy.core import azure_config, azure_v2, nocode
 from pytest_mldeploy.core import conda as conda_env
 from pytest_mldeploy.core.base_image import is_azure_curated
 from pytest_mldeploy.errors import ConfigError
@@ -54,6 +55,7 @@ RESERVED_VARIABLES = {
     "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
     "MLDEPLOY_MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "MLDEPLOY_AUTH_KEYS": "auth.keys",
+    "MLDEPLOY_SCORER": "the model, when there is no entry_script",
 }
 
 
@@ -186,9 +188,13 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    """One model to register and serve: a file or a folder, with Azure ML's metadata."""
+    """One model to register and serve: a file or a folder, with Azure ML's metadata.
 
-    path: Path
+    Without `path`, `name` (and `version`, else the latest) names a model already in the local
+    registry, as `model: azureml:NAME:VERSION` does in an Azure ML v2 deployment.
+    """
+
+    path: Optional[Path] = None
     name: str = Field("", validate_default=True)
     version: Optional[int] = Field(None, ge=1)
     tags: Dict[Text, Text] = {}
@@ -208,12 +214,14 @@ class ModelSpec(_Strict):
 
     @field_validator("path")
     @classmethod
-    def _path_exists(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve_path(value, info, "any", walk=True)
+    def _path_exists(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
+        return None if value is None else _resolve_path(value, info, "any", walk=True)
 
     @field_validator("name")
     @classmethod
     def _name_ok(cls, value: str) -> str:
+        if not value:
+            raise ValueError("give path (a file or folder), or the name (and version) of a registered model")
         return check_name(value, "model name")
 
 
@@ -231,6 +239,8 @@ class EnvironmentSpec(_Strict):
     _lines: List[str] = PrivateAttr(default_factory=list)
     _conda: Optional[conda_env.CondaEnvironment] = PrivateAttr(default=None)
     _conda_where: str = PrivateAttr(default="")
+    #: A no-code model's own Python (version, where it says so), when the deployment declares no packages.
+    _model_python: Optional[Tuple[str, str]] = PrivateAttr(default=None)
 
     @field_validator("requirements_file", "conda_file")
     @classmethod
@@ -290,6 +300,15 @@ class EnvironmentSpec(_Strict):
             self._lines = list(self._conda.requirements)
         return self
 
+    def declares_packages(self) -> bool:
+        """True when `pip`, `requirements`, `conda_file` or `conda` is given (a no-code model then keeps its own out)."""
+        return any(v is not None for v in (self.pip, self.requirements_file, self.conda_file, self.conda))
+
+    def use_model_requirements(self, lines: List[str], python: Optional[str], source: str = "the model") -> None:
+        """Take a no-code model's own requirements, and its Python as a wish, when the deployment declares none."""
+        self._lines = list(lines)
+        self._model_python = (python, source) if python else None
+
     def requirements(self) -> List[str]:
         """The pip requirement lines, whichever form declared them (`-r` includes inlined, paths absolute).
 
@@ -299,7 +318,8 @@ class EnvironmentSpec(_Strict):
 
     def python_version(self) -> Optional[str]:
         """`X.Y` from `python:`, else from a conda environment's `python=X.Y`, else None (the base image's)."""
-        return self.python or (self._conda.python if self._conda else None)
+        model = self._model_python[0] if self._model_python else None
+        return self.python or (self._conda.python if self._conda else None) or model
 
     def python_pin(self) -> Optional[PythonPin]:
         """The Python asked for and by whom, or None: `environment.python` is strict, a conda `python=` is a wish."""
@@ -307,6 +327,8 @@ class EnvironmentSpec(_Strict):
             return PythonPin(self.python, "environment.python", strict=True)
         if self._conda is not None and self._conda.python:
             return PythonPin(self._conda.python, f"{self._conda_where} ({self._conda.python_spec})", strict=False)
+        if self._model_python is not None:
+            return PythonPin(self._model_python[0], self._model_python[1], strict=False)
         return None
 
     def notices(self) -> List[str]:
@@ -438,7 +460,7 @@ class Deployment(_Strict):
     deployment_config: Optional[Path] = None
     models: List[ModelSpec] = []
     source_directory: Optional[Path] = Field(None, validate_default=True)
-    entry_script: str
+    entry_script: Optional[str] = Field(None, validate_default=True)
     environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
     resources: Resources = Field(default_factory=Resources)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
@@ -451,8 +473,13 @@ class Deployment(_Strict):
     health_timeout_s: float = Field(120, gt=0)
     port: Optional[int] = Field(None, ge=1, le=65535)
     base_image: Optional[str] = None
+    online_deployment: Optional[Path] = None
     #: Azure's `request_settings.max_concurrent_requests_per_instance`; None: unlimited (see docs/server.md).
     max_concurrent_requests: Optional[int] = Field(None, ge=1)
+    instance_count: int = Field(1, ge=1)
+    instance_type: Optional[str] = None
+    traffic_percent: Optional[int] = Field(None, ge=0, le=100)
+    _notices: List[str] = PrivateAttr(default_factory=list)
     #: Which scoring server runs the entry script: ours, or Azure's `azmlinfsrv` (what production runs).
     server: Literal["mldeploy", "azureml"] = "mldeploy"
     _base_image_source: Optional[str] = PrivateAttr(default=None)
@@ -469,6 +496,8 @@ class Deployment(_Strict):
         shown = ctx.get("shown") or CONFIG_FILENAME
         from_defaults: Set[str] = set(ctx.get("from_defaults") or ())
         data = dict(data)
+        if data.get("online_deployment") is not None:
+            data = _apply_online_deployment(data, ctx, root, where, shown, from_defaults)
         for key, replaces, translate in (
             ("inference_config", azure_config.INFERENCE_CONFIG_REPLACES, azure_config.translate_inference_config),
             ("deployment_config", azure_config.DEPLOYMENT_CONFIG_REPLACES, azure_config.translate_deployment_config),
@@ -510,7 +539,13 @@ class Deployment(_Strict):
     def _name_ok(cls, value: str) -> str:
         return check_name(value, "deployment name")
 
-    @field_validator("inference_config", "deployment_config")
+    @model_validator(mode="after")
+    def _keep_notices(self, info: ValidationInfo) -> "Deployment":
+        notices = (info.context or {}).get("notices") or {}
+        self._notices = list(notices.get(self.name, ()))
+        return self
+
+    @field_validator("inference_config", "deployment_config", "online_deployment")
     @classmethod
     def _config_file(cls, value: Optional[Path], info: ValidationInfo) -> Optional[Path]:
         return None if value is None else _resolve_path(value, info, "file")
@@ -529,7 +564,12 @@ class Deployment(_Strict):
 
     @field_validator("entry_script")
     @classmethod
-    def _entry_script(cls, value: str, info: ValidationInfo) -> str:
+    def _entry_script(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None:
+            if info.data.get("models") == []:
+                # Only a deployment with a model can go without an entry script (core/nocode.py).
+                raise PydanticCustomError("missing", "Field required")
+            return None
         source = info.data.get("source_directory")
         if source is None:  # source_directory itself failed; that error is reported
             return value
@@ -547,6 +587,38 @@ class Deployment(_Strict):
             raise ValueError(f"model name {twice[0]!r} is used twice; give each model its own name")
         return value
 
+    # ---- no entry script: a built-in scorer serves the model (core/nocode.py) --------------------
+
+    _builtin: Optional[nocode.BuiltinScorer] = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _no_code(self) -> "Deployment":
+        """Without an entry_script, the one model must be one a built-in scorer serves."""
+        if self.entry_script is not None:
+            return self
+        if len(self.models) != 1:
+            raise ValueError(
+                "entry_script is required unless the deployment has exactly one model that mldeploy serves "
+                "itself (an MLflow model folder, or a model registered with framework ScikitLearn or Onnx)"
+            )
+        model = self.models[0]
+        self._builtin = nocode.detect(model.path, model.framework, model.framework_version, model.properties)
+        if not self.environment.declares_packages():
+            self.environment.use_model_requirements(
+                self._builtin.requirements, self._builtin.python_version,
+                f"{model.path.name}/{nocode.MLMODEL} (python_version)",
+            )
+        return self
+
+    @property
+    def builtin_scorer(self) -> Optional[nocode.BuiltinScorer]:
+        """How the model is served when there is no entry_script (None with an entry script)."""
+        return self._builtin
+
+    def notices(self) -> List[str]:
+        """One line each about what was read but does not apply here (cloud-only keys of a v2 file)."""
+        return list(self._notices)
+
     @property
     def base_image_source(self) -> Optional[str]:
         """Who chose `base_image` (`MLDEPLOY_BASE_IMAGE`, `base_image`, `deployments.NAME.base_image`), None for the default."""
@@ -558,10 +630,56 @@ class Deployment(_Strict):
         return dict(self.environment.variables)
 
     @property
-    def entry_script_path(self) -> Path:
-        """The entry script as an absolute path."""
+    def entry_script_path(self) -> Optional[Path]:
+        """The entry script as an absolute path (None for a no-code deployment)."""
         assert self.source_directory is not None
-        return self.source_directory / self.entry_script
+        return None if self.entry_script is None else self.source_directory / self.entry_script
+
+
+def _apply_online_deployment(
+    data: Dict[str, Any], ctx: Dict[str, Any], root: Path, where: str, shown: str, from_defaults: Set[str]
+) -> Dict[str, Any]:
+    """Replace `online_deployment: FILE` (an Azure ML v2 deployment YAML) by the inline keys it stands for."""
+    key, raw = "online_deployment", data["online_deployment"]
+    if not isinstance(raw, str):
+        raise ConfigError(f"{shown}: {where}.{key}: expected a path to a v2 deployment YAML file, got {_show(raw)}")
+    replaces = azure_v2.ONLINE_DEPLOYMENT_REPLACES
+    mixed = [k for k in replaces if k in data and k not in from_defaults]
+    if mixed and key not in from_defaults:
+        raise ConfigError(
+            f"{shown}: {where}: {key} replaces {', '.join(mixed)}; remove {'it' if len(mixed) == 1 else 'them'} or the {key}"
+        )
+    path = Path(os.path.normpath(root / Path(raw).expanduser()))
+    if not path.is_file():
+        raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
+    problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ()) if "root" in ctx else None
+    if problem:
+        raise ConfigError(f"{shown}: {where}.{key}: {problem}")
+    file_shown = _shown(path)
+    try:
+        translation = azure_v2.translate_online_deployment(path, file_shown, registry_dir=ctx.get("registry"))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, file_shown, azure_v2.OnlineDeploymentFile)) from None
+    except azure_v2.EndpointFileError as exc:
+        raise ConfigError(_format_errors(exc.error, _shown(exc.path), azure_v2.OnlineEndpointFile)) from None  # type: ignore[arg-type]
+    if "root" in ctx:
+        for v2_key, written, full in translation.paths:
+            problem = outside_problem(written, full, root, ctx.get("allowed_outside") or ())
+            if problem:
+                raise ConfigError(f"{file_shown}: {v2_key}: {problem}")
+    translated = dict(translation.keys)
+    if data.get("base_image") is not None:  # mldeploy.yaml's base image wins over the v2 environment's image
+        translated.pop("base_image", None)
+    for name, value in translated.items():
+        if name in data and name not in from_defaults and name not in replaces:
+            raise ConfigError(f"{shown}: {where}.{name}: also set by {key} {raw}; keep one")
+    for name in replaces:
+        data.pop(name, None)
+    data.update(translated)
+    data[key] = str(path)
+    if isinstance(ctx.get("notices"), dict) and data.get("name"):
+        ctx["notices"].setdefault(str(data["name"]), []).extend(translation.notices)
+    return data
 
 
 @dataclass
@@ -619,6 +737,8 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     shown = _shown(config)
     root = config.parent
     data = _read_yaml(config, shown)
+    if config.name not in (CONFIG_FILENAME, "mldeploy.yml") and azure_v2.is_deployment_data(data):
+        return _load_online_deployment(config, shown, data)
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}: expected a mapping with a 'deployments' key, got {_show(data)}")
     try:
@@ -630,6 +750,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     _check_keys(top.defaults, Deployment, shown, "defaults", exclude={"name"})
     allowed_outside = _allowed_outside(top.allowed_outside_paths, root, shown)
     registry = Path(os.path.normpath(root / Path(top.registry).expanduser())) if top.registry else root / DEFAULT_REGISTRY_DIRNAME
+    notices: Dict[str, List[str]] = {}
     messages: List[str] = []
     deployments: Dict[str, Deployment] = {}
     for raw_name, raw in top.deployments.items():
@@ -639,7 +760,7 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
             continue
         merged, from_defaults = _merge_defaults(top.defaults, raw)
         context = {"root": root, "shown": shown, "where": where, "from_defaults": from_defaults,
-                   "allowed_outside": allowed_outside, "registry": registry}
+                   "allowed_outside": allowed_outside, "registry": registry, "notices": notices}
         try:
             payload = {**merged, "name": name} if isinstance(merged, dict) else merged
             deployments[name] = Deployment.model_validate(payload, context=context)
@@ -681,6 +802,35 @@ def _allowed_outside(entries: List[str], root: Path, shown: str) -> List[Path]:
             raise ConfigError(f"{shown}: {ALLOWED_OUTSIDE_KEY}[{number}]: {entry} does not exist")
         out.append(folder)
     return out
+
+
+def _load_online_deployment(config: Path, shown: str, data: Dict[str, Any]) -> Project:
+    """A project of one Azure ML v2 deployment file, read as it is (no mldeploy.yaml).
+
+    Its root (the folder its paths must stay inside) is the enclosing git work tree, else the folder
+    its own relative paths reach; its registry is the nearest `.mldeploy` folder above the file up
+    to that root, else `.mldeploy` beside the file.
+    """
+    root = azure_v2.project_root(config, data)
+    folder = config.parent.resolve()
+    registry = folder / DEFAULT_REGISTRY_DIRNAME
+    for candidate in (folder, *folder.parents):
+        if (candidate / DEFAULT_REGISTRY_DIRNAME).is_dir():
+            registry = candidate / DEFAULT_REGISTRY_DIRNAME
+            break
+        if candidate == root:
+            break
+    name = azure_v2.deployment_key(config, str(data.get("name") or config.stem))
+    notices: Dict[str, List[str]] = {}
+    context = {"root": root, "shown": shown, "where": "deployment", "from_defaults": set(),
+               "allowed_outside": [], "registry": registry, "notices": notices}
+    try:
+        deployment = Deployment.model_validate({"name": name, "online_deployment": str(config)}, context=context)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, shown, Deployment).replace(f"{shown}: online_deployment.", f"{shown}: ")) from None
+    _choose_base_image(deployment, name, os.environ.get(BASE_IMAGE_ENV), None)
+    return Project(config_path=config, root=root, registry_dir=registry,
+                   base_image=os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE_IMAGE, deployments={name: deployment})
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
 
+from pytest_mldeploy.core.nocode import SCORER_VARIABLE, SPEC_FILENAME as NOCODE_SPEC
 from pytest_mldeploy.errors import BuildError
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.config import Deployment
+    from pytest_mldeploy.core.nocode import BuiltinScorer
     from pytest_mldeploy.core.registry import Registry, RegisteredModel
 
 MODELS_DIRNAME = "azureml-models"
@@ -49,9 +51,11 @@ class AppLayout:
 
     app_root: Path
     source_dir: Path
-    entry_script: Path
+    entry_script: Optional[Path]
     model_dir: Path
     service_name: str = ""
+    #: The built-in scorer's description (relative to the app root) when there is no entry script.
+    scorer_spec: Optional[str] = None
     settings: Dict[str, str] = field(default_factory=dict)
     models: List["RegisteredModel"] = field(default_factory=list)
 
@@ -69,11 +73,15 @@ class AppLayout:
         env.update(
             {
                 "AML_APP_ROOT": str(base),
-                "AZUREML_SOURCE_DIRECTORY": self.source_dir.name,
-                "AZUREML_ENTRY_SCRIPT": self.entry_script.relative_to(self.source_dir).as_posix(),
                 "AZUREML_MODEL_DIR": str(base / self.model_dir.relative_to(self.app_root).as_posix()),
             }
         )
+        if self.scorer_spec is not None:
+            env[SCORER_VARIABLE] = self.scorer_spec
+        else:
+            assert self.entry_script is not None
+            env["AZUREML_SOURCE_DIRECTORY"] = self.source_dir.name
+            env["AZUREML_ENTRY_SCRIPT"] = self.entry_script.relative_to(self.source_dir).as_posix()
         return env
 
 
@@ -93,6 +101,9 @@ def lay_out_app(
     models_root.mkdir()
     stored = [_place_model(model, registry, models_root) for model in models]
     model_dir = models_root / stored[0].name / str(stored[0].version) if len(stored) == 1 else models_root
+    builtin = getattr(deployment, "builtin_scorer", None)
+    if builtin is not None:
+        return _no_code_layout(deployment, builtin, stored, root, model_dir)
 
     rules = _ignore_rules(source)
     skip_dirs = {registry.root.absolute(), root}
@@ -113,6 +124,27 @@ def lay_out_app(
         service_name=deployment.name,
         settings=_settings(deployment),
         models=stored,
+    )
+
+
+def _no_code_layout(
+    deployment: "Deployment", builtin: "BuiltinScorer", stored: List["RegisteredModel"], root: Path, model_dir: Path
+) -> AppLayout:
+    """No entry script: no source copy, only the scorer's description beside the models (core/nocode.py)."""
+    if len(stored) != 1:
+        raise BuildError(f"deployment {deployment.name}: a deployment without entry_script serves exactly one model")
+    model_in_app = (model_dir / stored[0].filename).relative_to(root).as_posix()
+    spec = json.dumps(builtin.spec(model_in_app), indent=1, sort_keys=True)
+    (root / NOCODE_SPEC).write_text(spec + "\n", encoding="utf-8")
+    return AppLayout(
+        app_root=root,
+        source_dir=root,
+        entry_script=None,
+        model_dir=model_dir,
+        service_name=deployment.name,
+        settings=_settings(deployment),
+        models=stored,
+        scorer_spec=NOCODE_SPEC,
     )
 
 

@@ -201,18 +201,23 @@ class Registry:
     def register_deployment_models(self, deployment: "Deployment") -> List[RegisteredModel]:
         """Register every model of a deployment, reusing the latest version when nothing changed.
 
+        A spec without a path names a model already registered (its version, else the latest).
+
         A model spec with a `version` gets exactly that version; without one, the latest version is
         reused when its content and metadata are identical, so re-running a deployment does not
         pile up versions.
         """
-        return [
-            self._register(
+        out: List[RegisteredModel] = []
+        for spec in deployment.models:
+            if spec.path is None:  # a model registered before (`azureml:NAME:VERSION` in a v2 file)
+                out.append(self.get(spec.name, spec.version))
+                continue
+            out.append(self._register(
                 spec.name, spec.path, version=spec.version, tags=spec.tags, properties=spec.properties,
                 description=spec.description, framework=spec.framework, framework_version=spec.framework_version,
                 reuse_latest=spec.version is None,
-            )
-            for spec in deployment.models
-        ]
+            ))
+        return out
 
     def delete(self, name: str, version: Optional[int] = None) -> List[RegisteredModel]:
         """Delete one version, or every version when `version` is None; unreferenced content is removed."""

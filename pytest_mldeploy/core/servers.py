@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
+from pytest_mldeploy.errors import ConfigError
+
 MLDEPLOY = "mldeploy"
 AZUREML = "azureml"
 SERVERS = (MLDEPLOY, AZUREML)
@@ -27,6 +29,10 @@ def requirements_for(deployment: Any) -> list[str]:
     """The deployment's requirements plus what its server needs beyond ours (which is always merged in)."""
     requirements = list(deployment.environment.requirements())
     if server_of(deployment) == AZUREML:
+        if getattr(deployment, "entry_script", None) is None:
+            raise ConfigError(f"deployment {deployment.name}: server: azureml needs an entry_script (Azure's inference "
+                              "server runs a score.py; a model without one is served by ours); add entry_script or "
+                              "use server: mldeploy")
         requirements.append(AZUREML_SERVER_REQUIREMENT)
     return requirements
 

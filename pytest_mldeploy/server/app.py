@@ -191,9 +191,9 @@ class ScoringApp:
             self.script.load()
             self.script.init()
         except ScriptError as exc:
-            self._fail(f"cannot serve {self.settings.entry_script}: {exc}")
+            self._fail(f"cannot serve {self.script.label}: {exc}")
         except BaseException:
-            self._fail(f"init() of {self.settings.entry_script} failed (or importing it did):\n{traceback.format_exc()}")
+            self._fail(f"init() of {self.script.label} failed (or importing it did):\n{traceback.format_exc()}")
         else:
             elapsed = (time.perf_counter() - started) * 1000
             self._initialised = True

@@ -116,7 +116,8 @@ def serve(settings: Settings) -> int:
         return 2
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     public_url = f"http://{shown_host}:{settings.port}"
-    log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, settings.entry_script)
+    served = f"the built-in scorer of {settings.scorer_spec}" if settings.scorer_spec else settings.entry_script
+    log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, served)
     admission.gate_for(settings)  # before the workers fork, so they share one count
     return _supervise(settings, sock, public_url)
 

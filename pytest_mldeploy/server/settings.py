@@ -43,6 +43,7 @@ KEYS = (
     "MLDEPLOY_MAX_HEADER_BYTES",
     "MLDEPLOY_HEADER_TIMEOUT_MS",
     "MLDEPLOY_STUCK_GRACE_MS",
+    "MLDEPLOY_SCORER",
 )
 
 
@@ -76,6 +77,8 @@ class Settings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     header_timeout_ms: int = DEFAULT_HEADER_TIMEOUT_MS
     stuck_grace_ms: int = DEFAULT_STUCK_GRACE_MS
+    #: No entry script: the built-in scorer's description, relative to the app root (server/nocode/).
+    scorer_spec: Optional[str] = None
 
 
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -110,6 +113,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_header_bytes=_positive_int(values, "MLDEPLOY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES),
         header_timeout_ms=_positive_int(values, "MLDEPLOY_HEADER_TIMEOUT_MS", DEFAULT_HEADER_TIMEOUT_MS),
         stuck_grace_ms=_positive_int(values, "MLDEPLOY_STUCK_GRACE_MS", DEFAULT_STUCK_GRACE_MS),
+        scorer_spec=values.get("MLDEPLOY_SCORER") or None,
     )
 
 

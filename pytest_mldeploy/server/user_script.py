@@ -7,6 +7,8 @@ Three ways to call run(), chosen from how it is declared (Azure's rules):
   parameter is deserialised with its declared type (a missing key, a schema violation or a value
   the type rejects is a 400);
 - neither: run(body as str) for POST, run(JSON string of the query) for GET.
+With no entry script at all (`MLDEPLOY_SCORER`), one of the server's built-in scorers (nocode/)
+serves the model: it publishes its `ServiceInput`, and requests are validated against it the same way.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl
 
-from . import amlhttp, schema, shims, validation
+from . import amlhttp, nocode, schema, shims, validation
 from .schema import UNCHECKED
 from .settings import Settings
 
@@ -29,6 +31,7 @@ log = logging.getLogger("mldeploy.server")
 MODE_RAWHTTP = "rawhttp"
 MODE_SCHEMA = "schema"
 MODE_STRING = "string"
+MODE_BUILTIN = "builtin"
 
 
 class ScriptError(RuntimeError):
@@ -59,12 +62,16 @@ class UserScript:
         self._input_schema: dict[str, Any] = {}
         self._input_schema_error: Optional[BaseException] = None
         self._validator: Optional[validation.Validator] = None
+        self.scorer: Optional[nocode.Scorer] = None
 
     # ---- start-up ------------------------------------------------------------------------------
 
     def load(self) -> None:
         """Prepare the process like an Azure ML image, import the script and check run()'s declaration."""
         settings = self.settings
+        if settings.scorer_spec:
+            self._load_builtin()
+            return
         path = settings.entry_script
         if not path.is_file():
             raise ScriptError(
@@ -146,6 +153,44 @@ class UserScript:
         self._input_schema = _mark_unchecked(body, self.run_schema)
         self._validator = validation.compile_schema(_enforced_part(body, self.run_schema))
 
+    def _load_builtin(self) -> None:
+        """No entry script: one of the server's own scorers serves the model (nocode/)."""
+        settings = self.settings
+        os.chdir(settings.app_root)
+        os.environ.setdefault("AML_APP_ROOT", str(settings.app_root))
+        if settings.model_dir:
+            os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+        try:
+            self.scorer = nocode.load_scorer(settings.app_root, str(settings.scorer_spec))
+        except nocode.ScorerError as exc:
+            raise ScriptError(str(exc)) from None
+        self.mode = MODE_BUILTIN
+        self.first_param = "prepared"
+        self.init_fn = self._init_builtin
+        self._call = self.scorer.predict
+
+    def _init_builtin(self) -> None:
+        """Load the model, then publish and compile its input schema (the same validator as for scripts)."""
+        scorer = self.scorer
+        assert scorer is not None
+        try:
+            scorer.init()
+        except nocode.ScorerError as exc:
+            raise ScriptError(str(exc)) from None
+        body, dropped = validation.restrict(scorer.input_schema())
+        if dropped:
+            log.warning("ServiceInput keywords left out because the server does not enforce them: %s", ", ".join(dropped))
+        self._input_schema = body
+        self._validator = validation.compile_schema(body)
+        log.info("serving %s with the built-in scorer (no entry script)", scorer.describe())
+
+    @property
+    def label(self) -> str:
+        """What is served, for start-up messages: the entry script, or the built-in scorer's description."""
+        if self.settings.scorer_spec:
+            return f"the model described by {self.settings.scorer_spec} (built-in scorer)"
+        return str(self.settings.entry_script)
+
     def init(self) -> None:
         """Call the script's init() (a well-known import failure gets its fix in the message)."""
         try:
@@ -177,8 +222,11 @@ class UserScript:
             )
             kwargs: dict[str, Any] = {self.first_param: request}
         elif method == "GET":
-            parsed = _query_values(query, strict=self.mode == MODE_SCHEMA)
-            kwargs = self._schema_values(parsed) if self.mode == MODE_SCHEMA else {self.first_param: _dumps(parsed)}
+            parsed = _query_values(query, strict=self.mode in (MODE_SCHEMA, MODE_BUILTIN))
+            if self.mode == MODE_BUILTIN:
+                kwargs = self._builtin_values(parsed)
+            else:
+                kwargs = self._schema_values(parsed) if self.mode == MODE_SCHEMA else {self.first_param: _dumps(parsed)}
         elif method == "POST":
             kwargs = self._post_values(raw_headers, body)
         else:
@@ -206,7 +254,22 @@ class UserScript:
             raise BadRequest(400, "POST body could not be decoded as JSON: it is nested too deeply") from None
         if not isinstance(parsed, dict):
             raise BadRequest(400, "POST body should be a JSON dictionary.")
+        if self.mode == MODE_BUILTIN:
+            return self._builtin_values(parsed)
         return self._schema_values(parsed)
+
+    def _builtin_values(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Other accepted formats rewritten, the published schema enforced, the model's input made."""
+        scorer = self.scorer
+        assert scorer is not None
+        try:
+            body = scorer.translate(body)
+            violation = self._validator.first_violation(body) if self._validator is not None else None
+            if violation is not None:
+                raise BadRequest(400, _violation_message(violation))
+            return {self.first_param: scorer.prepare(body)}
+        except nocode.InputRejected as exc:
+            raise BadRequest(400, str(exc)) from None
 
     def _schema_values(self, body: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -237,6 +300,8 @@ class UserScript:
 
     def input_schema(self) -> dict[str, Any]:
         """The request body's JSON schema (free-form unless run() declares one)."""
+        if self.mode == MODE_BUILTIN:
+            return self._input_schema
         if self.mode != MODE_SCHEMA:
             return {}
         if self._input_schema_error is not None:
@@ -245,6 +310,8 @@ class UserScript:
 
     def output_schema(self) -> dict[str, Any]:
         """The response body's JSON schema (free-form unless run() declares one)."""
+        if self.mode == MODE_BUILTIN and self.scorer is not None:
+            return self.scorer.output_schema()
         if self.mode != MODE_SCHEMA:
             return {}
         return schema.output_schema_for(self.run_schema, self.run_fn)

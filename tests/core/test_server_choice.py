@@ -62,3 +62,10 @@ def test_dockerfile_for_azureml_runs_azmlinfsrv_without_our_server() -> None:
     assert '"/opt/venv/bin/azmlinfsrv", "--entry_script", "/var/azureml-app/src/score.py", "--port", "5001"' in azure
     assert "COPY server/" not in azure and "PYTHONPATH" not in azure
     assert "HEALTHCHECK" in azure
+
+
+def test_azureml_without_an_entry_script_is_refused_in_one_line() -> None:
+    deployment = load_project(EXAMPLE / "mldeploy.yaml").deployments["diabetes"]
+    no_code = deployment.model_copy(update={"server": "azureml", "entry_script": None})
+    with pytest.raises(ConfigError, match="server: azureml needs an entry_script"):
+        servers.requirements_for(no_code)

@@ -144,6 +144,20 @@ class DockerTarget(Target):
         self.engine_description = ""
         self._client: Any = None
 
+    def _within_engine(self, nano: int, service_name: str) -> int:
+        """NanoCpus no larger than the engine's CPUs: Docker refuses a limit above them, Azure VM sizes
+        (Standard_DS3_v2: 4 vCPUs) often are; the service then gets every CPU there is, with a notice."""
+        try:
+            engine_cpus = int(self.client.info().get("NCPU") or 0)
+        except Exception:  # noqa: BLE001 - an engine that does not say: keep the limit as asked
+            return nano
+        if engine_cpus and nano > engine_cpus * 10**9:
+            if self.notice is not None:
+                self.notice(f"mldeploy: {service_name}: resources.cpu {nano / 1e9:g} is more than the {engine_cpus} CPUs "
+                            f"Docker has here; the container gets all {engine_cpus}")
+            return engine_cpus * 10**9
+        return nano
+
     def available(self) -> bool:
         try:
             import docker
@@ -219,7 +233,7 @@ class DockerTarget(Target):
             options.update(mem_limit=memory, memswap_limit=memory)
         cpus = nano_cpus(limits)
         if cpus:
-            options["nano_cpus"] = cpus
+            options["nano_cpus"] = self._within_engine(cpus, service_name)
         env = {str(k): str(v) for k, v in (getattr(deployment, "environment_variables", None) or {}).items()}
         if keys:
             env[AUTH_KEYS_ENV] = ",".join(keys)

@@ -1,0 +1,663 @@
+"""Read Azure ML v2 online deployment YAML files (managed or Kubernetes) as they are written for `az ml`.
+
+A v2 deployment file (`$schema: .../managedOnlineDeployment.schema.json`, or any file with
+`endpoint_name` and `code_configuration`) is translated into the inline keys of a deployment of
+`mldeploy.yaml`, the way `core/azure_config.py` does for the v1 JSON files. Its endpoint file
+(the YAML beside it whose `name` is the deployment's `endpoint_name`) gives the auth mode and the
+traffic share. Paths are relative to the file that names them, as `az ml` resolves them.
+
+Each file is validated against a pydantic model of Azure's schema (unknown keys are errors, so a
+typo does not pass silently); validation errors propagate as `pydantic.ValidationError` for
+`core/config.py` to format with the file's name. Keys that only matter in the cloud are accepted
+and named in one notice each (`Translation.notices`). See docs/azureml-v2.md for every key.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pytest_mldeploy.core import azure_vm_sizes
+from pytest_mldeploy.errors import ConfigError
+
+DEPLOYMENT_SCHEMAS = ("managedonlinedeployment.schema.json", "kubernetesonlinedeployment.schema.json")
+ENDPOINT_SCHEMAS = ("managedonlineendpoint.schema.json", "kubernetesonlineendpoint.schema.json")
+ENVIRONMENT_SCHEMA = "environment.schema.json"
+MANAGED_DEPLOYMENT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json"
+MANAGED_ENDPOINT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json"
+
+#: Keys of a deployment in mldeploy.yaml that `online_deployment` replaces (whether or not the file sets them).
+ONLINE_DEPLOYMENT_REPLACES = (
+    "models", "source_directory", "entry_script", "environment", "resources", "auth",
+    "scoring_timeout_ms", "max_concurrent_requests", "health_timeout_s", "instance_count", "instance_type",
+    "traffic_percent",
+)
+
+#: Azure's defaults for a v2 online deployment (reference-yaml-deployment-managed-online).
+DEFAULT_REQUEST_TIMEOUT_MS = 5000
+DEFAULT_MAX_CONCURRENT_REQUESTS = 1
+DEFAULT_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
+
+# Azure's service settings as environment variables; mldeploy has keys for them.
+_ENV_TO_KEY = {"WORKER_COUNT": "workers", "SCORING_TIMEOUT_MS": "scoring_timeout_ms", "CORS_ORIGINS": "cors_origins"}
+
+#: Curated environments we know the contents of: the serving-relevant packages of Azure's image
+#: (azureml-assets: assets/training/general/environments/NAME/context/conda_dependencies.yaml).
+#: Azure's own server packages (azureml-defaults, azureml-inference-server-http) are left out:
+#: our scoring server stands in for them. `python` is the version Azure's image has.
+CURATED_ENVIRONMENTS: Dict[str, Dict[str, Any]] = {
+    "sklearn-1.5": {
+        "python": "3.10",
+        "pip": ["scikit-learn~=1.5.0", "joblib~=1.2.0", "pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.22.0",
+                "inference-schema[numpy-support]"],
+        "source": "https://github.com/Azure/azureml-assets/blob/main/assets/training/general/environments/sklearn-1.5/context/conda_dependencies.yaml",
+    },
+}
+
+_CLOUD_ONLY = {
+    "app_insights_enabled": "Application Insights logging",
+    "data_collector": "collecting inputs and outputs to blob storage",
+    "egress_public_network_access": "outbound network isolation",
+    "private_network_connection": "private network isolation",
+    "model_mount_path": "where Azure mounts the model (the script finds it through AZUREML_MODEL_DIR here)",
+}
+
+
+class _V2(BaseModel):
+    """Azure v2 YAML: unknown keys are errors so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _wrap_reference(value: Any) -> Any:
+    """`azureml:NAME:VERSION` (a string) becomes `{reference: ...}` so one model holds both forms."""
+    return {"reference": value} if isinstance(value, str) else value
+
+
+class ModelAsset(_V2):
+    """`model:` inline (`path`, optional `name`/`version`), or `reference` for `azureml:NAME:VERSION`."""
+
+    reference: Optional[str] = None
+    name: Optional[str] = None
+    version: Optional[Union[int, str]] = None
+    path: Optional[str] = None
+    type: Optional[str] = None
+    description: Optional[str] = None
+    tags: Dict[str, Any] = {}
+    properties: Dict[str, Any] = {}
+    stage: Optional[str] = None
+    flavors: Optional[Dict[str, Any]] = None
+    datastore: Optional[str] = None
+    schema_: Optional[str] = Field(None, alias="$schema")
+
+
+class CodeConfiguration(_V2):
+    code: Optional[str] = None
+    scoring_script: str
+
+
+class EnvironmentAsset(_V2):
+    """`environment:` inline, from a separate environment YAML, or `reference` to one."""
+
+    reference: Optional[str] = None
+    name: Optional[str] = None
+    version: Optional[Union[int, str]] = None
+    description: Optional[str] = None
+    tags: Dict[str, Any] = {}
+    properties: Dict[str, Any] = {}
+    image: Optional[str] = None
+    conda_file: Optional[Union[str, Dict[str, Any]]] = None
+    build: Optional[Dict[str, Any]] = None
+    inference_config: Optional[Dict[str, Any]] = None
+    os_type: Optional[str] = None
+    datastore: Optional[str] = None
+    schema_: Optional[str] = Field(None, alias="$schema")
+
+
+class RequestSettings(_V2):
+    request_timeout_ms: int = Field(DEFAULT_REQUEST_TIMEOUT_MS, ge=1)
+    max_concurrent_requests_per_instance: int = Field(DEFAULT_MAX_CONCURRENT_REQUESTS, ge=1)
+    max_queue_wait_ms: Optional[int] = Field(None, ge=0)
+
+
+class Probe(_V2):
+    initial_delay: int = Field(DEFAULT_PROBE["initial_delay"], ge=0)
+    period: int = Field(DEFAULT_PROBE["period"], ge=1)
+    timeout: int = Field(DEFAULT_PROBE["timeout"], ge=1)
+    success_threshold: int = Field(DEFAULT_PROBE["success_threshold"], ge=1)
+    failure_threshold: int = Field(DEFAULT_PROBE["failure_threshold"], ge=1)
+
+
+class ScaleSettings(_V2):
+    type: str = "default"
+    polling_interval: Optional[int] = None
+    target_utilization_percentage: Optional[int] = None
+    min_instances: Optional[int] = None
+    max_instances: Optional[int] = None
+
+
+class _Quantities(_V2):
+    cpu: Optional[Union[str, float]] = None
+    memory: Optional[str] = None
+    gpu: Optional[Union[str, int]] = None
+
+
+class KubernetesResources(_V2):
+    requests: Optional[_Quantities] = None
+    limits: Optional[_Quantities] = None
+
+
+class OnlineDeploymentFile(_V2):
+    """A managed or Kubernetes online deployment YAML, as `az ml online-deployment create -f` reads it."""
+
+    schema_: Optional[str] = Field(None, alias="$schema")
+    name: str
+    endpoint_name: str
+    type: Optional[str] = None
+    description: Optional[str] = None
+    tags: Dict[str, Any] = {}
+    properties: Dict[str, Any] = {}
+    id: Optional[str] = None
+    provisioning_state: Optional[str] = None
+    model: Optional[ModelAsset] = None
+    code_configuration: Optional[CodeConfiguration] = None
+    environment: Optional[EnvironmentAsset] = None
+    environment_variables: Dict[str, Union[str, int, float, bool]] = {}
+    instance_type: Optional[str] = None
+    instance_count: int = Field(1, ge=1)
+    request_settings: RequestSettings = Field(default_factory=RequestSettings)
+    liveness_probe: Optional[Probe] = None
+    readiness_probe: Optional[Probe] = None
+    scale_settings: Optional[ScaleSettings] = None
+    resources: Optional[KubernetesResources] = None
+    app_insights_enabled: Optional[bool] = None
+    data_collector: Optional[Dict[str, Any]] = None
+    egress_public_network_access: Optional[str] = None
+    private_network_connection: Optional[bool] = None
+    model_mount_path: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _references(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("model", "environment"):
+                if key in data:
+                    data[key] = _wrap_reference(data[key])
+        return data
+
+    @field_validator("name", "endpoint_name", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+class OnlineEndpointFile(_V2):
+    """A managed or Kubernetes online endpoint YAML (`az ml online-endpoint create -f`)."""
+
+    schema_: Optional[str] = Field(None, alias="$schema")
+    name: str
+    description: Optional[str] = None
+    tags: Dict[str, Any] = {}
+    properties: Dict[str, Any] = {}
+    id: Optional[str] = None
+    auth_mode: str = "key"
+    traffic: Dict[str, int] = {}
+    mirror_traffic: Dict[str, int] = {}
+    identity: Optional[Dict[str, Any]] = None
+    public_network_access: Optional[str] = None
+    compute: Optional[str] = None
+    kind: Optional[str] = None
+    location: Optional[str] = None
+    provisioning_state: Optional[str] = None
+    scoring_uri: Optional[str] = None
+    openapi_uri: Optional[str] = None
+
+    @field_validator("auth_mode")
+    @classmethod
+    def _auth_mode(cls, value: str) -> str:
+        mode = re.sub(r"(?<!^)(?=[A-Z])", "_", value).lower()  # AMLToken / amlToken -> aml_token, as az ml reads it
+        mode = {"a_m_l_token": "aml_token", "a_a_d_token": "aad_token"}.get(mode, mode)
+        if mode not in ("key", "aml_token", "aad_token"):
+            raise ValueError(f"{value!r} is not an auth mode (key, aml_token or aad_token)")
+        return mode
+
+
+class EndpointFileError(Exception):
+    """The endpoint file beside a deployment failed validation: `path` and the pydantic `error`."""
+
+    def __init__(self, path: Path, error: Exception) -> None:
+        super().__init__(str(error))
+        self.path = path
+        self.error = error
+
+
+@dataclass
+class Translation:
+    """What a v2 deployment file stands for: mldeploy keys, notices, and the names it came with."""
+
+    keys: Dict[str, Any]
+    name: str
+    endpoint_name: str
+    endpoint_file: Optional[Path] = None
+    notices: List[str] = field(default_factory=list)
+    paths: List["tuple[str, str, Path]"] = field(default_factory=list)
+    """(key, as written, absolute) of every local path the file names, for the project's path checks."""
+
+
+# ---- recognising the files -----------------------------------------------------------------------
+
+def is_deployment_data(data: Any) -> bool:
+    """Whether parsed YAML is a v2 online deployment: its `$schema` says so, or it has `endpoint_name` and `code_configuration`."""
+    if not isinstance(data, dict):
+        return False
+    schema = data.get("$schema")
+    if isinstance(schema, str) and schema.lower().rstrip("/").endswith(DEPLOYMENT_SCHEMAS):
+        return True
+    return "endpoint_name" in data and "code_configuration" in data
+
+
+def is_endpoint_data(data: Any) -> bool:
+    """Whether parsed YAML is a v2 online endpoint (its `$schema`, or a `name` with `auth_mode`/`traffic` and no deployment keys)."""
+    if not isinstance(data, dict) or is_deployment_data(data):
+        return False
+    schema = data.get("$schema")
+    if isinstance(schema, str):
+        return schema.lower().rstrip("/").endswith(ENDPOINT_SCHEMAS)
+    return "name" in data and ("auth_mode" in data or "traffic" in data) and "endpoint_name" not in data
+
+
+def read_yaml(path: Path, shown: str) -> Any:
+    """Parse a YAML file, naming the file and line on errors."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{shown}: {where}YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown}: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def is_deployment_file(path: Path) -> bool:
+    """A cheap look at a `.yml`/`.yaml` file: is it a v2 online deployment? (Unreadable files are not.)"""
+    if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
+        return False
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError:
+        return False
+    if "endpoint_name" not in head and "OnlineDeployment" not in head:
+        return False
+    try:
+        return is_deployment_data(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return False
+
+
+def deployment_key(path: Path, name: str) -> str:
+    """The mldeploy name of deployment `name` read from `path`: `NAME` when the file is `NAME.yml` or
+    `NAME-deployment.yml`, else `FILESTEM.NAME`, so variants of one deployment (Azure's sample has three
+    `blue`s) do not collide in images, containers and registries."""
+    stem = path.stem
+    if stem in (name, f"{name}-deployment", f"{name}_deployment"):
+        key = name
+    else:
+        key = f"{stem}.{name}"
+    key = re.sub(r"[^A-Za-z0-9._-]", "-", key)
+    return key if re.match(r"[A-Za-z0-9]", key) else f"d{key}"
+
+
+def project_root(path: Path, data: Any) -> Path:
+    """The folder a v2 file's paths must stay inside: the enclosing git work tree, else the common
+    folder of the file and the relative paths it names (`../../model-1/model/` lifts it two levels)."""
+    folder = path.parent.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    common = folder
+    for raw in _relative_paths(data):
+        target = Path(os.path.normpath(folder / raw))
+        common = Path(os.path.commonpath([common, target]))
+    return common
+
+
+def _relative_paths(data: Any) -> List[str]:
+    if not isinstance(data, dict):
+        return []
+    out: List[str] = []
+    model, code, env = data.get("model"), data.get("code_configuration"), data.get("environment")
+    if isinstance(model, dict) and isinstance(model.get("path"), str):
+        out.append(model["path"])
+    if isinstance(code, dict) and isinstance(code.get("code"), str):
+        out.append(code["code"])
+    if isinstance(env, dict) and isinstance(env.get("conda_file"), str):
+        out.append(env["conda_file"])
+    return [p for p in out if not os.path.isabs(p) and not re.match(r"^[a-z]+:", p)]
+
+
+# ---- translation ---------------------------------------------------------------------------------
+
+def translate_online_deployment(path: Path, shown: str, *, registry_dir: Optional[Path] = None) -> Translation:
+    """The mldeploy deployment keys equivalent to the v2 deployment file at `path`.
+
+    Raises `pydantic.ValidationError` for schema problems (formatted by the caller with `shown`)
+    and `ConfigError` for what is wrong after that (a missing path, an unknown VM size, ...).
+    """
+    raw = read_yaml(path, shown)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: expected a v2 online deployment mapping (name, endpoint_name, model, code_configuration, ...)")
+    data = OnlineDeploymentFile.model_validate(raw)
+    folder = path.parent
+    notices: List[str] = []
+    keys: Dict[str, Any] = {}
+
+    if data.code_configuration is None:
+        raise ConfigError(f"{shown}: code_configuration: required here (code and scoring_script); a deployment without a scoring script is not served by mldeploy")
+    code = data.code_configuration
+    source = _existing(folder / (code.code or "."), shown, "code_configuration.code", code.code or ".", "dir")
+    entry = (source / code.scoring_script).resolve()
+    if not entry.is_file():
+        raise ConfigError(f"{shown}: code_configuration.scoring_script: {code.scoring_script} does not exist in {code.code or '.'} (looked for {entry})")
+    keys["source_directory"] = str(source)
+    keys["entry_script"] = code.scoring_script
+
+    keys["models"] = _models(data, folder, shown, path, registry_dir)
+    environment, base_image = _environment(data.environment, folder, shown, notices)
+    variables = _lift_service_variables(data.environment_variables, keys)
+    if variables:
+        environment["variables"] = variables
+    keys["environment"] = environment
+    if base_image:
+        keys["base_image"] = base_image
+
+    resources = _resources(data, shown)
+    if resources:
+        keys["resources"] = resources
+    keys["instance_count"] = data.instance_count
+    if data.instance_type:
+        size = azure_vm_sizes.lookup(data.instance_type)
+        keys["instance_type"] = size.name if size is not None else data.instance_type
+    if data.instance_count > 1:
+        notices.append(f"instance_count {data.instance_count}: one instance runs here; its limits are one instance's")
+    settings = data.request_settings
+    keys.setdefault("scoring_timeout_ms", settings.request_timeout_ms)
+    keys["max_concurrent_requests"] = settings.max_concurrent_requests_per_instance
+    if settings.max_queue_wait_ms is not None:
+        notices.append("request_settings.max_queue_wait_ms: deprecated by Azure and not applied here")
+    keys["health_timeout_s"] = _startup_window(data.liveness_probe, data.readiness_probe)
+    if data.scale_settings is not None and data.scale_settings.type.lower() != "default":
+        notices.append(f"scale_settings ({data.scale_settings.type}): autoscaling only happens in the cloud; one instance runs here")
+    for key, what in _CLOUD_ONLY.items():
+        if getattr(data, key) is not None:
+            notices.append(f"{key}: only matters in the cloud ({what}); ignored here")
+
+    endpoint_file, endpoint = find_endpoint(folder, data.endpoint_name)
+    if endpoint is None:
+        notices.append(f"no endpoint file with name: {data.endpoint_name} beside it; key auth, Azure's default")
+        keys["auth"] = {"enabled": True}
+    else:
+        if endpoint.auth_mode == "aad_token":
+            raise ConfigError(f"{_shown(endpoint_file)}: auth_mode: aad_token is for batch endpoints; an online endpoint takes key or aml_token")
+        # aml_token is a bearer token as well: locally the service checks it like a key.
+        keys["auth"] = {"enabled": True}
+        if endpoint.traffic:
+            keys["traffic_percent"] = int(endpoint.traffic.get(data.name, 0))
+    paths = [("code_configuration.code", code.code or ".", source)]
+    if data.model is not None and data.model.path and keys["models"] and keys["models"][0].get("path"):
+        paths.append(("model.path", data.model.path, Path(keys["models"][0]["path"])))
+    if environment.get("conda_file") and data.environment is not None and isinstance(data.environment.conda_file, str):
+        paths.append(("environment.conda_file", data.environment.conda_file, Path(environment["conda_file"])))
+    return Translation(keys=keys, name=data.name, endpoint_name=data.endpoint_name, endpoint_file=endpoint_file,
+                       notices=notices, paths=paths)
+
+
+def find_endpoint(folder: Path, endpoint_name: str) -> "tuple[Optional[Path], Optional[OnlineEndpointFile]]":
+    """The endpoint file beside a deployment whose `name` is `endpoint_name` (`endpoint.yml` first), or (None, None)."""
+    candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".yml", ".yaml") and p.is_file())
+    candidates.sort(key=lambda p: 0 if p.stem.lower() == "endpoint" else 1)
+    for candidate in candidates:
+        try:
+            raw = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            continue
+        if is_endpoint_data(raw) and str(raw.get("name")) == endpoint_name:
+            try:
+                return candidate, OnlineEndpointFile.model_validate(raw)
+            except ValidationError as exc:
+                raise EndpointFileError(candidate, exc) from None
+    return None, None
+
+
+def _models(data: OnlineDeploymentFile, folder: Path, shown: str, path: Path, registry_dir: Optional[Path]) -> List[Dict[str, Any]]:
+    model = data.model
+    if model is None:
+        return []
+    if model.reference is not None:
+        name, version = _parse_reference(model.reference, "model", shown)
+        _check_registered(name, version, registry_dir, shown)
+        return [{"name": name, "version": version}]
+    if not model.path:
+        if model.name:
+            version = int(model.version) if model.version is not None and str(model.version).isdigit() else None
+            _check_registered(model.name, version, registry_dir, shown)
+            return [{"name": model.name, "version": version}]
+        raise ConfigError(f"{shown}: model: give a path (a file or folder) or azureml:NAME:VERSION")
+    if re.match(r"^[a-z]+://", model.path) or model.path.startswith("azureml:"):
+        raise ConfigError(f"{shown}: model.path: {model.path} is in the cloud; give a local path or download it first")
+    full = _existing(folder / model.path, shown, "model.path", model.path, "any")
+    spec: Dict[str, Any] = {"path": str(full)}
+    # An anonymous model is named after its deployment, so blue's and green's `model/` folders
+    # do not take turns as versions of one name.
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", full.name.split(".")[0]) or "model"
+    spec["name"] = model.name or f"{deployment_key(path, data.name)}-{stem}"
+    if model.version is not None and model.name:
+        if not str(model.version).isdigit():
+            raise ConfigError(f"{shown}: model.version: {model.version!r}: the local registry numbers versions 1, 2, ...")
+        spec["version"] = int(model.version)
+    for key in ("tags", "properties"):
+        value = getattr(model, key)
+        if value:
+            spec[key] = {str(k): str(v) for k, v in value.items()}
+    if model.description:
+        spec["description"] = model.description
+    return [spec]
+
+
+def _parse_reference(ref: str, kind: str, shown: str) -> "tuple[str, Optional[int]]":
+    """`azureml:NAME:VERSION` or `azureml:NAME@latest` -> (NAME, VERSION or None for latest)."""
+    match = re.fullmatch(r"azureml:([A-Za-z0-9][A-Za-z0-9._-]*)(?::(\d+)|@latest)?", ref.strip())
+    if match is None:
+        if ref.startswith("azureml://registries/"):
+            raise ConfigError(f"{shown}: {kind}: {ref} is in an Azure registry; download it and give its local path")
+        raise ConfigError(f"{shown}: {kind}: {ref!r} is not azureml:NAME:VERSION, azureml:NAME@latest or a local {kind}")
+    return match.group(1), int(match.group(2)) if match.group(2) else None
+
+
+def _check_registered(name: str, version: Optional[int], registry_dir: Optional[Path], shown: str) -> None:
+    from pytest_mldeploy.core.registry import Registry
+    from pytest_mldeploy.errors import RegistryError
+
+    if registry_dir is None:
+        return
+    try:
+        Registry(registry_dir).get(name, version)
+    except RegistryError:
+        wanted = f"{name}:{version}" if version is not None else f"{name}@latest"
+        version_flag = f" --version {version}" if version is not None else ""
+        raise ConfigError(
+            f"{shown}: model: azureml:{wanted} is not in the local registry {registry_dir}; "
+            f"register it with `mldeploy models --registry {registry_dir} register --name {name}{version_flag} --path PATH`"
+        ) from None
+
+
+def _environment(env: Optional[EnvironmentAsset], folder: Path, shown: str, notices: List[str]) -> "tuple[Dict[str, Any], Optional[str]]":
+    """(environment keys, base image) of a v2 `environment:` (inline, a curated one, or `azureml:NAME:VERSION`)."""
+    if env is None:
+        raise ConfigError(f"{shown}: environment: required here (conda_file and/or image, or azureml:NAME:VERSION)")
+    key = "environment"
+    if env.reference is not None:
+        curated = re.fullmatch(r"azureml://registries/azureml/environments/([^/]+)/(?:labels|versions)/[^/]+", env.reference.strip())
+        if curated:
+            known = CURATED_ENVIRONMENTS.get(curated.group(1))
+            if known is None:
+                raise ConfigError(
+                    f"{shown}: environment: curated environment {curated.group(1)!r} is not one mldeploy knows "
+                    f"({', '.join(sorted(CURATED_ENVIRONMENTS))}); give conda_file and image instead"
+                )
+            notices.append(f"environment: curated {curated.group(1)} stands for its packages (docs/azureml-v2.md), Python {known['python']} in Azure's image")
+            return {"pip": list(known["pip"])}, None
+        name, version = _parse_reference(env.reference, "environment", shown)
+        env_file, env = _environment_file(folder, name, version, shown)
+        folder = env_file.parent
+        key = f"environment ({_shown(env_file)})"
+    if env.build is not None:
+        raise ConfigError(f"{shown}: {key}.build: a Docker build context is not built by mldeploy; give conda_file and image")
+    environment: Dict[str, Any] = {}
+    if isinstance(env.conda_file, dict):
+        raise ConfigError(f"{shown}: {key}.conda_file: give a path to the conda file, not the environment inline")
+    if env.conda_file:
+        environment["conda_file"] = str(_existing(folder / env.conda_file, shown, f"{key}.conda_file", env.conda_file, "file"))
+    if env.inference_config is not None:
+        notices.append(f"{key}.inference_config: routes of a custom container are not used; the scoring server serves /score")
+    if not env.conda_file and not env.image:
+        raise ConfigError(f"{shown}: {key}: give conda_file and/or image")
+    return environment, env.image
+
+
+def _environment_file(folder: Path, name: str, version: Optional[int], shown: str) -> "tuple[Path, EnvironmentAsset]":
+    """A local environment YAML beside the deployment (or in an `environment*/` folder next to it) with this name and version."""
+    places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("environment"))]
+    for place in places:
+        for candidate in sorted(place.iterdir()):
+            if candidate.suffix.lower() not in (".yml", ".yaml") or not candidate.is_file():
+                continue
+            try:
+                raw = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                continue
+            if not isinstance(raw, dict) or is_deployment_data(raw) or is_endpoint_data(raw):
+                continue
+            if str(raw.get("name")) == name and (version is None or str(raw.get("version")) == str(version)):
+                if not (raw.get("conda_file") or raw.get("image") or raw.get("build")):
+                    continue
+                return candidate, EnvironmentAsset.model_validate(raw)
+    wanted = f"{name}:{version}" if version is not None else f"{name}@latest"
+    raise ConfigError(
+        f"{shown}: environment: azureml:{wanted} has no local environment file; write one beside it "
+        f"(name: {name}, version: {version if version is not None else 1}, conda_file, image), as `az ml environment create -f` takes"
+    )
+
+
+def _resources(data: OnlineDeploymentFile, shown: str) -> Dict[str, float]:
+    """CPU and memory limits: Kubernetes `resources` (limits, else requests) first, else the VM size's."""
+    if data.resources is not None:
+        chosen = data.resources.limits or data.resources.requests
+        if chosen is not None:
+            out: Dict[str, float] = {}
+            if chosen.cpu is not None:
+                out["cpu"] = parse_cpu(chosen.cpu, shown)
+            if chosen.memory is not None:
+                out["memory_gb"] = parse_memory_gb(chosen.memory, shown)
+            return out
+    if data.instance_type:
+        size = azure_vm_sizes.lookup(data.instance_type)
+        kubernetes = (data.type or "").lower() == "kubernetes" or "kubernetes" in (data.schema_ or "").lower()
+        if size is None and kubernetes:
+            raise ConfigError(
+                f"{shown}: instance_type: {data.instance_type} is an instance type of your Kubernetes cluster, "
+                "unknown here; give resources.limits (cpu, memory) for the limits the service runs under"
+            )
+        if size is None:
+            raise ConfigError(
+                f"{shown}: instance_type: {data.instance_type} is not a size of the managed online endpoints SKU list"
+                f"{azure_vm_sizes.suggestion(data.instance_type)} (docs/azureml-v2.md lists them)"
+            )
+        return {"cpu": float(size.vcpus), "memory_gb": size.memory_gib}
+    return {}
+
+
+def parse_cpu(value: Union[str, float], shown: str) -> float:
+    """A Kubernetes CPU quantity (`500m`, `1`, `0.5`) in cores."""
+    text = str(value).strip()
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        raise ConfigError(f"{shown}: resources: cpu {value!r} is not a CPU quantity like 500m or 1") from None
+    if cores <= 0:
+        raise ConfigError(f"{shown}: resources: cpu must be more than 0, got {value!r}")
+    return cores
+
+
+_MEMORY_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_memory_gb(value: str, shown: str) -> float:
+    """A Kubernetes memory quantity (`512Mi`, `1Gi`, `1G`) in GiB, as mldeploy's memory_gb counts."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]i?|[kmgt]i?)?\s*", str(value))
+    if match is None:
+        raise ConfigError(f"{shown}: resources: memory {value!r} is not a memory quantity like 512Mi or 1Gi")
+    amount = float(match.group(1)) * _MEMORY_UNITS[(match.group(2) or "").lower()]
+    if amount <= 0:
+        raise ConfigError(f"{shown}: resources: memory must be more than 0, got {value!r}")
+    return round(amount / 2**30, 3)
+
+
+def _startup_window(liveness: Optional[Probe], readiness: Optional[Probe]) -> float:
+    """Seconds a service may take to answer its first health probe before Azure gives up on it.
+
+    Azure restarts a container whose liveness probe failed `failure_threshold` times in a row,
+    starting `initial_delay` s after start, every `period` s: initial_delay + period x failure_threshold
+    (310 s with the defaults). A readiness probe that gives up sooner bounds it too.
+    """
+    windows = [p.initial_delay + p.period * p.failure_threshold for p in (liveness or Probe(), readiness or Probe())]
+    return float(min(windows))
+
+
+def _lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> Dict[str, str]:
+    """Move WORKER_COUNT / SCORING_TIMEOUT_MS / CORS_ORIGINS out of the variables into mldeploy keys."""
+    rest: Dict[str, str] = {}
+    for name, value in variables.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        key = _ENV_TO_KEY.get(name)
+        if key == "cors_origins":
+            keys[key] = [origin.strip() for origin in text.split(",") if origin.strip()]
+        elif key is not None:
+            keys[key] = text
+        else:
+            rest[str(name)] = text
+    return rest
+
+
+def _existing(path: Path, shown: str, key: str, raw: str, kind: str) -> Path:
+    full = Path(os.path.normpath(path))
+    if not full.exists():
+        raise ConfigError(f"{shown}: {key}: {raw} does not exist (looked for {full})")
+    if kind == "file" and not full.is_file():
+        raise ConfigError(f"{shown}: {key}: {raw} is not a file")
+    if kind == "dir" and not full.is_dir():
+        raise ConfigError(f"{shown}: {key}: {raw} is not a folder")
+    return full
+
+
+def _shown(path: Optional[Path]) -> str:
+    if path is None:
+        return ""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
+def referenced_deployment_files(config_path: Path, data: Any) -> Sequence[Path]:
+    """The v2 files an `mldeploy.yaml` names with `online_deployment` (resolved), for collection to skip them."""
+    out: List[Path] = []
+    deployments = data.get("deployments") if isinstance(data, dict) else None
+    defaults = data.get("defaults") if isinstance(data, dict) else None
+    for entry in [*(deployments.values() if isinstance(deployments, dict) else []), defaults]:
+        if isinstance(entry, dict) and isinstance(entry.get("online_deployment"), str):
+            out.append(Path(os.path.normpath(config_path.parent / entry["online_deployment"])))
+    return out
