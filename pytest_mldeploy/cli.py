@@ -237,6 +237,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.checks.parity import format_report, run_parity
+    from pytest_mldeploy.core.targets import get_target
+
+    project = _load(args)
+    deployment = _pick_deployment(project, args.deployment)
+    target = get_target(args.target, notice=_say)
+    report = run_parity(deployment, project, target, examples=args.examples, seed=args.seed, progress=_say)
+    print(format_report(report))
+    return 0 if report.passed else 1
+
+
 def cmd_base_image(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import base_image
 
@@ -401,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
     p.add_argument("--examples", type=int, default=50, help="Hypothesis examples for the properties check")
     p.add_argument("--skip", action="append", metavar="CHECK", help="skip a check (repeatable), e.g. --skip profile")
+
+    p = command("parity", cmd_parity, "Run the deployment on our server and on Azure's azmlinfsrv, send both the same "
+                                      "requests and list every difference; exit 1 on one that docs/server.md does not document.")
+    with_config(p)
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
+    p.add_argument("--examples", type=int, default=20, help="schema-valid requests drawn by Hypothesis (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="Hypothesis seed, for the same requests every run (default 0)")
 
     p = command("export", cmd_export, "Write a deployment as Azure ML v2 online endpoint and deployment YAML.")
     p.add_argument("format", choices=["azureml-v2"], help="what to write (azureml-v2: managed online endpoint YAML)")

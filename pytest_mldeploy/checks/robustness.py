@@ -25,6 +25,7 @@ from hypothesis import find
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
 from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death, service_log_tail
+from pytest_mldeploy.checks.azure_contract import azure_bad_request_answer, runs_azure_server
 from pytest_mldeploy.checks.schema import (
     Contract, json_path, read_contract, schema_error, strict_json, unreadable_contract, validator,
 )
@@ -242,6 +243,8 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
 
     failures: list[_Finding] = []
     warnings: list[str] = []
+    azure_server = runs_azure_server(ctx.deployment)
+    azure_answers = 0
     dead: Optional[_Finding] = None
     died: Optional[str] = None
     for probe in probes:
@@ -256,7 +259,12 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
             dead = _Finding(probe, f"got no answer ({type(exc).__name__}) and the service stopped answering GET /", error=exc)
             break
         status = response.status_code
-        if status >= 500:
+        azure = azure_server and strict and not probe.unchecked and azure_bad_request_answer(
+            status, response.content, probe.rejected_by_schema)
+        if azure:
+            azure_answers += 1
+            warnings.append(f"{probe.label}: answered {status}: {azure}")
+        elif status >= 500:
             if strict:
                 failures.append(_Finding(probe, f"answered {status}", response))
             else:
@@ -299,6 +307,8 @@ def check_robustness(ctx: CheckContext) -> CheckResult:
         summary = problem if not others else f"{problem} (and {len(others)} more)"
         return CheckResult(NAME, Outcome.FAILED, summary, report, warnings=warnings + notes, figures=figures)
     kind = "answered 4xx with a JSON message" if strict else "left the service up (free-form input: 5xx answers are warnings)"
+    if azure_answers:
+        kind = f"answered 4xx with a JSON message or, {azure_answers} of them, as Azure's server documents (warnings)"
     summary = f"{len(probes)} bad requests {kind}; GET / still answers 200"
     return CheckResult(NAME, Outcome.PASSED, summary, warnings=warnings + notes, figures=figures)
 

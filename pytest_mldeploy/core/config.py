@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
+from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union, get_args, get_origin
 
 import yaml
 from pydantic_core import PydanticCustomError
@@ -53,6 +53,7 @@ RESERVED_VARIABLES = {
     "CORS_ORIGINS": "cors_origins",
     "WORKER_COUNT": "workers",
     "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
+    "MLDEPLOY_MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "MLDEPLOY_AUTH_KEYS": "auth.keys",
     "MLDEPLOY_SCORER": "the model, when there is no entry_script",
 }
@@ -473,11 +474,14 @@ class Deployment(_Strict):
     port: Optional[int] = Field(None, ge=1, le=65535)
     base_image: Optional[str] = None
     online_deployment: Optional[Path] = None
+    #: Azure's `request_settings.max_concurrent_requests_per_instance`; None: unlimited (see docs/server.md).
     max_concurrent_requests: Optional[int] = Field(None, ge=1)
     instance_count: int = Field(1, ge=1)
     instance_type: Optional[str] = None
     traffic_percent: Optional[int] = Field(None, ge=0, le=100)
     _notices: List[str] = PrivateAttr(default_factory=list)
+    #: Which scoring server runs the entry script: ours, or Azure's `azmlinfsrv` (what production runs).
+    server: Literal["mldeploy", "azureml"] = "mldeploy"
     _base_image_source: Optional[str] = PrivateAttr(default=None)
 
     @model_validator(mode="before")

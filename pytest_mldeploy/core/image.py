@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 from .. import __version__
 from ..errors import BuildError
 from . import dockerfile as df
+from . import servers
 from .base_image import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_PYTHON,
@@ -337,7 +338,9 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
             link_or_copy(item, out / "wheels" / item.name)
         elif item.is_file():
             shutil.copy2(item, out / "wheels" / item.name)
-    for rel, path in server_files():
+    (out / "server").mkdir()
+    server = servers.server_of(deployment)
+    for rel, path in server_files() if server == servers.MLDEPLOY else ():
         target = out / "server" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -351,10 +354,12 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         "org.opencontainers.image.vendor": "pytest-mldeploy",
         "mldeploy.deployment": deployment.name,
         "mldeploy.built-by": f"pytest-mldeploy {__version__}",
+        "mldeploy.server": server,
         "mldeploy.python-version": base.python_version,
         **_model_labels(models),
     }
-    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, models=bool(models))
+    spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, models=bool(models), server=server,
+                             entry_script=servers.entry_script_path(env))
     body = df.render_dockerfile(spec)
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
@@ -371,7 +376,7 @@ def _wheelhouse(deployment, base: BaseImage) -> Path:
     environment = deployment.environment
     origins = getattr(environment, "origins", lambda: {})()
     try:
-        return ensure_wheelhouse(environment.requirements(), base.python_version, base.manylinux_platforms,
+        return ensure_wheelhouse(servers.requirements_for(deployment), base.python_version, base.manylinux_platforms,
                                  binary_only=list(origins))
     except UnresolvableRequirement as exc:
         pin = _python_pin(deployment)

@@ -182,6 +182,8 @@ def _settings(deployment: "Deployment") -> Dict[str, str]:
             "MLDEPLOY_MAX_BODY_BYTES": str(deployment.max_body_bytes),
         }
     )
+    if getattr(deployment, "max_concurrent_requests", None):
+        env["MLDEPLOY_MAX_CONCURRENT_REQUESTS"] = str(deployment.max_concurrent_requests)
     if deployment.auth.enabled and deployment.auth.keys:
         env["MLDEPLOY_AUTH_KEYS"] = ",".join(deployment.auth.keys)
     return env

@@ -19,7 +19,7 @@ from typing import Awaitable, Callable, Optional
 
 from pytest_mldeploy import __version__
 
-from . import amlhttp, swagger
+from . import admission, amlhttp, swagger
 from .runner import RunThread, ScoringInterrupted, ScoringTimeout, WorkerStuck
 from .settings import Settings
 from .user_script import BadRequest, ScriptError, UserScript
@@ -155,6 +155,9 @@ class ScoringApp:
         self._cors = {origin.encode() for origin in settings.cors_origins}
         self._swagger_cache: dict[str, bytes] = {}
         self._timeout_ms = settings.timeout_ms
+        self._gate = admission.gate_for(settings)
+        if self._gate is not None:
+            self._gate.reset(worker_index)
 
     # ---- lifespan ------------------------------------------------------------------------------
 
@@ -224,7 +227,16 @@ class ScoringApp:
             return
         path, method = scope["path"], scope["method"]
         if path == self.score_path:
-            await self._score_route(scope, receive, send, request, base, method)
+            gate = self._gate
+            if gate is None:
+                await self._score_route(scope, receive, send, request, base, method)
+            elif not gate.enter(self._worker_index):
+                await self._send(send, 429, _message(gate.message), base + [_JSON, _FAILED[False]])
+            else:
+                try:
+                    await self._score_route(scope, receive, send, request, base, method)
+                finally:
+                    gate.leave(self._worker_index)
         elif path == self.health_path:
             if method in ("GET", "HEAD"):
                 if self.unhealthy is not None:

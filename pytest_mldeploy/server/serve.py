@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Optional
 
+from . import admission
 from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp, SharedReadiness
 from .settings import Settings
 
@@ -117,6 +118,7 @@ def serve(settings: Settings) -> int:
     public_url = f"http://{shown_host}:{settings.port}"
     served = f"the built-in scorer of {settings.scorer_spec}" if settings.scorer_spec else settings.entry_script
     log.info("listening on %s with %d worker(s); loading %s", public_url, settings.workers, served)
+    admission.gate_for(settings)  # before the workers fork, so they share one count
     return _supervise(settings, sock, public_url)
 
 

@@ -36,6 +36,7 @@ KEYS = (
     "MLDEPLOY_HOST",
     "MLDEPLOY_PORT",
     "MLDEPLOY_MAX_BODY_BYTES",
+    "MLDEPLOY_MAX_CONCURRENT_REQUESTS",
     "MLDEPLOY_AUTH_KEYS",
     "MLDEPLOY_RUN_INLINE",
     "MLDEPLOY_MAX_REQUEST_LINE_BYTES",
@@ -68,6 +69,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5001
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Azure's max_concurrent_requests_per_instance; 0 means unlimited.
+    max_concurrent_requests: int = 0
     auth_keys: tuple[str, ...] = field(default=(), repr=False)
     run_inline: bool = False
     max_request_line_bytes: int = DEFAULT_MAX_REQUEST_LINE_BYTES
@@ -102,6 +105,8 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         host=str(values.get("MLDEPLOY_HOST", "127.0.0.1")),
         port=_positive_int(values, "MLDEPLOY_PORT", 5001),
         max_body_bytes=_positive_int(values, "MLDEPLOY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        max_concurrent_requests=(_positive_int(values, "MLDEPLOY_MAX_CONCURRENT_REQUESTS", 1)
+                                 if values.get("MLDEPLOY_MAX_CONCURRENT_REQUESTS") not in (None, "0") else 0),
         auth_keys=_csv(values.get("MLDEPLOY_AUTH_KEYS", "")),
         run_inline=str(values.get("MLDEPLOY_RUN_INLINE", "")).lower() in ("1", "true", "yes"),
         max_request_line_bytes=_positive_int(values, "MLDEPLOY_MAX_REQUEST_LINE_BYTES", DEFAULT_MAX_REQUEST_LINE_BYTES),

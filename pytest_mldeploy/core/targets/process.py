@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
+from pytest_mldeploy.core import servers
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, StateReading, reading_from_exit, tail_lines
 from pytest_mldeploy.core.targets import Target
@@ -183,7 +184,7 @@ class ProcessTarget(Target):
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "ab")
             process = subprocess.Popen(
-                [python, "-m", "pytest_mldeploy.server", "--host", "127.0.0.1", "--port", str(host_port)],
+                servers.command(servers.server_of(deployment), python, env, host_port),
                 env=env,
                 cwd=_working_directory(env, workdir),
                 stdin=subprocess.DEVNULL,
@@ -235,11 +236,11 @@ def _working_directory(env: dict[str, str], workdir: Path) -> str:
 
 
 def _interpreter_for(deployment: Any) -> str:
-    """This interpreter when it satisfies the requirements, else a cached venv's (which holds a copy
-    of the server, see `environment.ensure_venv`)."""
+    """This interpreter when it satisfies the requirements (with `server: azureml`, Azure's server
+    too), else a cached venv's (which holds a copy of our server, see `environment.ensure_venv`)."""
     from pytest_mldeploy.core.environment import ensure_venv, requirements_satisfied
 
-    requirements = list(deployment.environment.requirements())
+    requirements = servers.requirements_for(deployment)
     if requirements_satisfied(requirements):
         return sys.executable
     return str(ensure_venv(requirements))
