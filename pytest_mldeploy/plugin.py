@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr
 
 CONFIG_NAMES = ("mldeploy.yaml", "mldeploy.yml")
 _RUNNERS = pytest.StashKey[dict]()
@@ -164,8 +165,26 @@ def _nearest_config(config: pytest.Config) -> Path:
     raise error
 
 
+class _CheckFailure(TerminalRepr):
+    """A failed check as pytest shows it: the whole report, and its one-line summary as the crash
+    message (the short summary line, which pytest prints whole on CI)."""
+
+    def __init__(self, report: str, summary: str, path: str, line: int) -> None:
+        self.report = report
+        self.reprcrash = ReprFileLocation(path, line, summary)
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.report.splitlines():
+            tw.line(line)
+
+
 class CheckFailed(Exception):
-    """A built-in check failed; its report is what pytest shows."""
+    """A built-in check failed: its one-line summary is the message (pytest's short summary, which
+    CI runners print whole), its report is what pytest shows for the item."""
+
+    def __init__(self, report: str, summary: str = "") -> None:
+        super().__init__(summary or report.strip().splitlines()[0] if report.strip() else summary)
+        self.report = report
 
 
 class MldeployFile(pytest.File):
@@ -267,7 +286,7 @@ class CheckItem(pytest.Item):
             report = result.report or result.summary
             if "curl " in report and not runner.keep and not result.died:
                 report += "\n(the service stops with this run: add --mldeploy-keep to keep it up for the curl line)"
-            raise CheckFailed(report)
+            raise CheckFailed(report, f"{self.deployment}: {self.check}: {result.summary}" if result.summary else "")
 
     def _remember(self, runner: Any, result: Any) -> None:
         record = runner.record(self.deployment)
@@ -280,7 +299,8 @@ class CheckItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
-            return str(excinfo.value)
+            path, line, _ = self.reportinfo()
+            return _CheckFailure(excinfo.value.report, str(excinfo.value), str(path), (line or 0) + 1)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -212,3 +212,15 @@ def test_a_loaded_machine_does_not_fail_a_correct_deployment(tmp_path: Path) -> 
     assert result.gates_passed
     assert len(result.gate_rounds) >= 4  # the steady phase was judged in rounds
     assert result.recommendation.cpu <= result.host_cores
+
+
+def test_the_sweep_stops_where_max_concurrent_requests_would_answer_429(tmp_path: Path) -> None:
+    # Azure's default for a v2 deployment is one request per instance: 2 in flight, then 429.
+    project = _project(EXAMPLE, tmp_path)
+    deployment = _short(project.deployment("diabetes"), duration_s=3, max_concurrency=8)
+    deployment = deployment.model_copy(update={"max_concurrent_requests": 1})
+    result = profile_deployment(project, deployment, "process", tmp_path / "out", settings=FAST)
+    assert max(step.concurrency for step in result.sweep) <= 2
+    assert "max_concurrent_requests 1" in result.sweep_reason
+    assert any("429" in w for w in result.warnings), result.warnings
+    assert result.steady.total > 0 and result.steady.success == result.steady.total, result.steady.errors

@@ -269,10 +269,27 @@ class _Profiler:
         """How long a failed gate's confirmation loads: half the steady phase, at least three rounds."""
         return max(self.spec.duration_s / 2, 3 * self.round_s)
 
+    @property
+    def max_users(self) -> int:
+        """The sweep's ceiling: `max_concurrency`, and never more than the service admits at once.
+
+        With `max_concurrent_requests` N the server answers 429 past 2 × N requests in flight, as
+        Azure does; loading it harder would measure those refusals, not the service.
+        """
+        limit = getattr(self.deployment, "max_concurrent_requests", None)
+        return min(self.spec.max_concurrency, 2 * limit) if limit else self.spec.max_concurrency
+
     def sweep(self) -> tuple[list[LoadStats], str]:
         steps: list[LoadStats] = []
-        reason = f"reached max_concurrency {self.spec.max_concurrency}"
-        for users in concurrency_levels(self.spec.max_concurrency):
+        ceiling = self.max_users
+        reason = f"reached max_concurrency {ceiling}"
+        if ceiling < self.spec.max_concurrency:
+            reason = (f"reached {ceiling} concurrent requests, what max_concurrent_requests "
+                      f"{self.deployment.max_concurrent_requests} admits (2 per allowed request, as Azure; more get 429)")
+            self.warnings.append(f"the load stopped at {ceiling} concurrent requests: max_concurrent_requests "
+                                 f"{self.deployment.max_concurrent_requests} answers 429 beyond that (as Azure's "
+                                 "max_concurrent_requests_per_instance does); raise it to profile higher concurrency")
+        for users in concurrency_levels(ceiling):
             run = self._run(self.service, users, self.settings.step_s, f"sweep {users}")
             while (
                 self.settings.processes is None
