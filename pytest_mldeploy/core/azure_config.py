@@ -146,7 +146,8 @@ def read_json(path: Path, shown: str) -> Any:
         raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
 
 
-def _existing(path: Path, shown: str, key: str, raw: str, kind: str = "file") -> Path:
+def existing_path(path: Path, shown: str, key: str, raw: str, kind: str = "file") -> Path:
+    """`path` when it exists and is of `kind` (file, dir, or any); else the one-line error naming `key` and `raw`."""
     if not path.exists():
         raise ConfigError(f"{shown}: {key}: {raw} does not exist (looked for {path})")
     if kind == "file" and not path.is_file():
@@ -156,7 +157,7 @@ def _existing(path: Path, shown: str, key: str, raw: str, kind: str = "file") ->
     return path
 
 
-def _lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> Dict[str, str]:
+def lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> Dict[str, str]:
     """Move WORKER_COUNT / SCORING_TIMEOUT_MS / CORS_ORIGINS out of the variables into mldeploy keys."""
     rest: Dict[str, str] = {}
     for name, value in variables.items():
@@ -167,7 +168,7 @@ def _lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> 
         elif key is not None:
             keys[key] = text
         else:
-            rest[name] = text
+            rest[str(name)] = text
     return rest
 
 
@@ -186,8 +187,8 @@ def translate_inference_config(path: Path, shown: str) -> Dict[str, Any]:
     folder = path.parent
     source = folder
     if data.sourceDirectory:
-        source = _existing((folder / Path(data.sourceDirectory).expanduser()).resolve(), shown, "sourceDirectory", data.sourceDirectory, "dir")
-    entry = _existing((source / data.entryScript).resolve(), shown, "entryScript", data.entryScript)
+        source = existing_path((folder / Path(data.sourceDirectory).expanduser()).resolve(), shown, "sourceDirectory", data.sourceDirectory, "dir")
+    entry = existing_path((source / data.entryScript).resolve(), shown, "entryScript", data.entryScript)
     if not entry.is_relative_to(source):
         raise ConfigError(f"{shown}: entryScript: {data.entryScript} is outside sourceDirectory {source}; move it into the source directory")
     keys: Dict[str, Any] = {"source_directory": str(source), "entry_script": entry.relative_to(source).as_posix()}
@@ -208,7 +209,7 @@ def translate_inference_config(path: Path, shown: str) -> Dict[str, Any]:
         if env.docker is not None and env.docker.baseImage:
             base_image = env.docker.baseImage
         if env.environmentVariables:
-            variables = _lift_service_variables(env.environmentVariables, keys)
+            variables = lift_service_variables(env.environmentVariables, keys)
             if variables:
                 environment["variables"] = variables
     if conda_file:

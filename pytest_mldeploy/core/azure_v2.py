@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pytest_mldeploy.core import azure_vm_sizes
+from pytest_mldeploy.core.azure_config import existing_path, lift_service_variables
 from pytest_mldeploy.errors import ConfigError
 
 DEPLOYMENT_SCHEMAS = ("managedonlinedeployment.schema.json", "kubernetesonlinedeployment.schema.json")
@@ -44,7 +45,6 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 1
 DEFAULT_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 
 # Azure's service settings as environment variables; mldeploy has keys for them.
-_ENV_TO_KEY = {"WORKER_COUNT": "workers", "SCORING_TIMEOUT_MS": "scoring_timeout_ms", "CORS_ORIGINS": "cors_origins"}
 
 #: Curated environments we know the contents of: the serving-relevant packages of Azure's image
 #: (azureml-assets: assets/training/general/environments/NAME/context/conda_dependencies.yaml).
@@ -360,7 +360,7 @@ def translate_online_deployment(path: Path, shown: str, *, registry_dir: Optiona
     if data.code_configuration is None:
         raise ConfigError(f"{shown}: code_configuration: required here (code and scoring_script); a deployment without a scoring script is not served by mldeploy")
     code = data.code_configuration
-    source = _existing(folder / (code.code or "."), shown, "code_configuration.code", code.code or ".", "dir")
+    source = existing_path(Path(os.path.normpath(folder / (code.code or "."))), shown, "code_configuration.code", code.code or ".", "dir")
     entry = (source / code.scoring_script).resolve()
     if not entry.is_file():
         raise ConfigError(f"{shown}: code_configuration.scoring_script: {code.scoring_script} does not exist in {code.code or '.'} (looked for {entry})")
@@ -369,7 +369,7 @@ def translate_online_deployment(path: Path, shown: str, *, registry_dir: Optiona
 
     keys["models"] = _models(data, folder, shown, path, registry_dir)
     environment, base_image = _environment(data.environment, folder, shown, notices)
-    variables = _lift_service_variables(data.environment_variables, keys)
+    variables = lift_service_variables(data.environment_variables, keys)
     if variables:
         environment["variables"] = variables
     keys["environment"] = environment
@@ -450,7 +450,7 @@ def _models(data: OnlineDeploymentFile, folder: Path, shown: str, path: Path, re
         raise ConfigError(f"{shown}: model: give a path (a file or folder) or azureml:NAME:VERSION")
     if re.match(r"^[a-z]+://", model.path) or model.path.startswith("azureml:"):
         raise ConfigError(f"{shown}: model.path: {model.path} is in the cloud; give a local path or download it first")
-    full = _existing(folder / model.path, shown, "model.path", model.path, "any")
+    full = existing_path(Path(os.path.normpath(folder / model.path)), shown, "model.path", model.path, "any")
     spec: Dict[str, Any] = {"path": str(full)}
     # An anonymous model is named after its deployment, so blue's and green's `model/` folders
     # do not take turns as versions of one name.
@@ -522,7 +522,7 @@ def _environment(env: Optional[EnvironmentAsset], folder: Path, shown: str, noti
     if isinstance(env.conda_file, dict):
         raise ConfigError(f"{shown}: {key}.conda_file: give a path to the conda file, not the environment inline")
     if env.conda_file:
-        environment["conda_file"] = str(_existing(folder / env.conda_file, shown, f"{key}.conda_file", env.conda_file, "file"))
+        environment["conda_file"] = str(existing_path(Path(os.path.normpath(folder / env.conda_file)), shown, f"{key}.conda_file", env.conda_file, "file"))
     if env.inference_config is not None:
         notices.append(f"{key}.inference_config: routes of a custom container are not used; the scoring server serves /score")
     if not env.conda_file and not env.image:
@@ -617,32 +617,6 @@ def _startup_window(liveness: Optional[Probe], readiness: Optional[Probe]) -> fl
     """
     windows = [p.initial_delay + p.period * p.failure_threshold for p in (liveness or Probe(), readiness or Probe())]
     return float(min(windows))
-
-
-def _lift_service_variables(variables: Dict[str, Any], keys: Dict[str, Any]) -> Dict[str, str]:
-    """Move WORKER_COUNT / SCORING_TIMEOUT_MS / CORS_ORIGINS out of the variables into mldeploy keys."""
-    rest: Dict[str, str] = {}
-    for name, value in variables.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        key = _ENV_TO_KEY.get(name)
-        if key == "cors_origins":
-            keys[key] = [origin.strip() for origin in text.split(",") if origin.strip()]
-        elif key is not None:
-            keys[key] = text
-        else:
-            rest[str(name)] = text
-    return rest
-
-
-def _existing(path: Path, shown: str, key: str, raw: str, kind: str) -> Path:
-    full = Path(os.path.normpath(path))
-    if not full.exists():
-        raise ConfigError(f"{shown}: {key}: {raw} does not exist (looked for {full})")
-    if kind == "file" and not full.is_file():
-        raise ConfigError(f"{shown}: {key}: {raw} is not a file")
-    if kind == "dir" and not full.is_dir():
-        raise ConfigError(f"{shown}: {key}: {raw} is not a folder")
-    return full
 
 
 def _shown(path: Optional[Path]) -> str:
