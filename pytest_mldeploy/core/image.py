@@ -359,7 +359,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         **_model_labels(models),
     }
     spec = df.DockerfileSpec(base_image=base.tag, env=env, labels=labels, models=bool(models), server=server,
-                             entry_script=servers.entry_script_path(env))
+                             entry_script=servers.entry_script_path(env) if server == servers.AZUREML else "")
     body = df.render_dockerfile(spec)
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)

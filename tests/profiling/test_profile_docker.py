@@ -80,11 +80,14 @@ def test_a_verification_the_engine_refuses_says_the_engines_reason(target: Docke
     deployment = project.deployment("diabetes")
     running = SimpleNamespace(target="docker", keys=[], base_url="http://127.0.0.1:9")
     profiler = _Profiler(project, deployment, running, target, tmp_path, ProfileSettings(), None)
-    # More cores than any host here has: Docker refuses the container before it starts.
-    too_big = recommend([100.0] * 5, [0.2 * 1024**3] * 5)
+    # Less memory than Docker's minimum (6 MB): the engine refuses the container before it starts.
+    # (Too many cores no longer does: the Docker target caps CPU at what the engine has.)
+    import dataclasses
+
+    too_big = dataclasses.replace(recommend([0.5] * 5, [0.2 * 1024**3] * 5), memory_gb=0.004)
     verification, kept = profiler.verify(too_big, users=1)
     assert verification.verdict == "unverified"
     assert "could not run" in verification.reason and "did not hold" not in verification.reason
-    assert "CPU" in verification.reason or "cpu" in verification.reason  # the engine's own words on the limit
+    assert "memory" in verification.reason.lower() and "6" in verification.reason, verification.reason  # the engine's own words
     assert kept is too_big and len(verification.attempts) == 1
     assert not [c.name for c in target.client.containers.list(all=True) if "diabetes-verify" in c.name]
