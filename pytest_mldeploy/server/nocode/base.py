@@ -1,6 +1,7 @@
 """What every built-in scorer offers the server, and the JSON helpers they share."""
 from __future__ import annotations
 
+import abc
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -14,7 +15,7 @@ class InputRejected(ValueError):
     """A request the model cannot take although it is JSON of the right shape (a client error, 400)."""
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """One model served without an entry script.
 
     The server calls `init()` once (load the model, work out the schema), then per request
@@ -30,13 +31,13 @@ class Scorer:
         self.model_path = model_path
         self.spec = spec
 
+    @abc.abstractmethod
     def init(self) -> None:
         """Load the model."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def input_schema(self) -> dict[str, Any]:
         """The request body's JSON schema (`ServiceInput`), in the subset the server enforces."""
-        raise NotImplementedError
 
     def output_schema(self) -> dict[str, Any]:
         """The response body's JSON schema (`ServiceOutput`); `{}` when it cannot be known."""
@@ -50,9 +51,9 @@ class Scorer:
         """The model's input for a request that matches `input_schema()`; InputRejected when it cannot be made."""
         return body
 
+    @abc.abstractmethod
     def predict(self, prepared: Any) -> Any:
         """The JSON-ready prediction for what `prepare()` made."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """One line for the start-up log."""
