@@ -505,19 +505,7 @@ class Deployment(_Strict):
             raw = data.get(key)
             if raw is None:
                 continue
-            if not isinstance(raw, str):
-                raise ConfigError(f"{shown}: {where}.{key}: expected a path to a JSON file, got {_show(raw)}")
-            mixed = [k for k in replaces if k in data and k not in from_defaults]
-            if mixed and key not in from_defaults:
-                raise ConfigError(
-                    f"{shown}: {where}: {key} replaces {', '.join(mixed)}; remove {'it' if len(mixed) == 1 else 'them'} or the {key}"
-                )
-            path = Path(os.path.normpath(root / Path(raw).expanduser()))
-            if not path.is_file():
-                raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
-            problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ())
-            if problem:
-                raise ConfigError(f"{shown}: {where}.{key}: {problem}")
+            path = _replacing_file(data, key, replaces, "a JSON file", root, ctx, where, shown, from_defaults)
             json_shown = _shown(path)
             try:
                 translated = translate(path, json_shown)
@@ -636,14 +624,15 @@ class Deployment(_Strict):
         return None if self.entry_script is None else self.source_directory / self.entry_script
 
 
-def _apply_online_deployment(
-    data: Dict[str, Any], ctx: Dict[str, Any], root: Path, where: str, shown: str, from_defaults: Set[str]
-) -> Dict[str, Any]:
-    """Replace `online_deployment: FILE` (an Azure ML v2 deployment YAML) by the inline keys it stands for."""
-    key, raw = "online_deployment", data["online_deployment"]
+def _replacing_file(
+    data: Dict[str, Any], key: str, replaces: Sequence[str], what: str, root: Path, ctx: Dict[str, Any],
+    where: str, shown: str, from_defaults: Set[str], check_outside: bool = True,
+) -> Path:
+    """The existing file named by `key` (an Azure config that stands for the keys `replaces`), checked
+    for a text path, keys set beside it, existence and lying inside the project."""
+    raw = data[key]
     if not isinstance(raw, str):
-        raise ConfigError(f"{shown}: {where}.{key}: expected a path to a v2 deployment YAML file, got {_show(raw)}")
-    replaces = azure_v2.ONLINE_DEPLOYMENT_REPLACES
+        raise ConfigError(f"{shown}: {where}.{key}: expected a path to {what}, got {_show(raw)}")
     mixed = [k for k in replaces if k in data and k not in from_defaults]
     if mixed and key not in from_defaults:
         raise ConfigError(
@@ -652,9 +641,20 @@ def _apply_online_deployment(
     path = Path(os.path.normpath(root / Path(raw).expanduser()))
     if not path.is_file():
         raise ConfigError(f"{shown}: {where}.{key}: {raw} does not exist")
-    problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ()) if "root" in ctx else None
+    problem = outside_problem(raw, path, root, ctx.get("allowed_outside") or ()) if check_outside else None
     if problem:
         raise ConfigError(f"{shown}: {where}.{key}: {problem}")
+    return path
+
+
+def _apply_online_deployment(
+    data: Dict[str, Any], ctx: Dict[str, Any], root: Path, where: str, shown: str, from_defaults: Set[str]
+) -> Dict[str, Any]:
+    """Replace `online_deployment: FILE` (an Azure ML v2 deployment YAML) by the inline keys it stands for."""
+    key, raw = "online_deployment", data["online_deployment"]
+    replaces = azure_v2.ONLINE_DEPLOYMENT_REPLACES
+    path = _replacing_file(data, key, replaces, "a v2 deployment YAML file", root, ctx, where, shown, from_defaults,
+                           check_outside="root" in ctx)
     file_shown = _shown(path)
     try:
         translation = azure_v2.translate_online_deployment(path, file_shown, registry_dir=ctx.get("registry"))
