@@ -10,6 +10,9 @@ The routes are Azure's (azureml-inference-server-http): fixed at the root of the
 prefixes only the paths the swagger document lists, as Azure's server does.
 """
 
+#: The module that runs the server: `python -m pytest_mldeploy.server`.
+SERVER_MODULE = "pytest_mldeploy.server"
+
 #: GET or HEAD: 200 `Healthy` once init() is done, 503 before (the liveness and readiness probe).
 HEALTH_ROUTE = "/"
 #: GET or POST: call the entry script's run().
