@@ -45,7 +45,7 @@ def run_ours(base_url: str, examples: int, seed: int) -> dict[str, Any]:
     """Our properties check against `base_url`: requests sent, seconds, outcome."""
     try:
         from pytest_mldeploy.checks.base import CheckContext
-        from pytest_mldeploy.checks.client import ScoringClient
+        from pytest_mldeploy.client import ScoringClient
         from pytest_mldeploy.checks.properties import check_properties
     except ImportError as exc:
         raise c.MissingPiece("pytest_mldeploy.checks.properties", f"cannot import it ({exc})") from None

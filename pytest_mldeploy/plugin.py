@@ -1,6 +1,6 @@
 """pytest hooks and fixtures: `pytest --mldeploy` collects `mldeploy.yaml` files as check items.
 
-Thin wiring over `pytest_mldeploy.runner.CheckRunner`; without `--mldeploy` nothing is collected
+Thin wiring over `pytest_mldeploy.check_run.CheckRunner`; without `--mldeploy` nothing is collected
 and nothing is imported beyond this module, so the plugin costs nothing in other test runs.
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> An
     the paths given on the command line, else above the rootdir.
     """
     from pytest_mldeploy.core.config import load_project
-    from pytest_mldeploy.runner import CheckRunner
+    from pytest_mldeploy.check_run import CheckRunner
 
     if config_path is None:
         explicit = _option(config, "config")
@@ -217,7 +217,7 @@ class DeploymentCollector(pytest.Collector):
     """One deployment: one item per built-in check."""
 
     def collect(self) -> Iterator["CheckItem"]:
-        from pytest_mldeploy.runner import all_checks
+        from pytest_mldeploy.check_run import all_checks
 
         grouped = self.config.pluginmanager.hasplugin("xdist")
         line = _deployment_line(self.path, self.name)
@@ -402,6 +402,6 @@ def mldeploy_service(request: pytest.FixtureRequest, mldeploy_project: Any) -> A
 @pytest.fixture
 def scoring_client(mldeploy_service: Any) -> Any:
     """A client for the default deployment's service: `.score(**params)`, `.score_raw(...)`, `.swagger()`, `.health()`."""
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
 
     return ScoringClient.from_service(mldeploy_service)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.core.config import Deployment, Project
     from pytest_mldeploy.core.service import Service
     from pytest_mldeploy.core.targets import Target

@@ -10,7 +10,7 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import death_problem, failure_report, service_death
+from pytest_mldeploy.checks.failure_report import death_problem, failure_report, service_death
 
 NAME = "health"
 EXPECTED = "GET / answers 200 (the service reached Healthy)"

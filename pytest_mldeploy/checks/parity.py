@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import requests
 from hypothesis import given, seed as hypothesis_seed
 
-from pytest_mldeploy.checks.client import ScoringClient
+from pytest_mldeploy.client import ScoringClient
 from pytest_mldeploy.checks.parity_known import KnownDifference, match
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
 from pytest_mldeploy.checks.robustness import malformed_probes, schema_probes

@@ -22,7 +22,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis_jsonschema import from_schema
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death
+from pytest_mldeploy.checks.failure_report import death_problem, death_report, failure_report, service_death
 from pytest_mldeploy.checks.azure_contract import azure_nan_answer, runs_azure_server, tightened_input_schema
 from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract, unreadable_contract, validator
 

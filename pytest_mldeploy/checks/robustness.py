@@ -24,7 +24,7 @@ from hypothesis import find
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
-from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death, service_log_tail
+from pytest_mldeploy.checks.failure_report import death_problem, death_report, failure_report, service_death, service_log_tail
 from pytest_mldeploy.checks.azure_contract import azure_bad_request_answer, runs_azure_server
 from pytest_mldeploy.checks.schema import (
     Contract, json_path, read_contract, schema_error, strict_json, unreadable_contract, validator,

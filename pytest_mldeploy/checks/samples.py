@@ -13,7 +13,7 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death
+from pytest_mldeploy.checks.failure_report import death_problem, death_report, failure_report, service_death
 from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract
 from pytest_mldeploy.errors import ConfigError
 

@@ -17,11 +17,11 @@ import requests
 from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, validate
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report, is_scoring_timeout, response_message
+from pytest_mldeploy.checks.failure_report import failure_report, is_scoring_timeout, response_message
 from pytest_mldeploy.server.schema import UNCHECKED
 
 if TYPE_CHECKING:
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
 
 NAME = "swagger"
 

@@ -204,7 +204,7 @@ def test_builtin_checks_pass(tmp_path: Path, script: str) -> None:
     """No false alarms: swagger, properties and robustness pass on each correct script."""
     _needs(script)
     from pytest_mldeploy.checks.base import CheckContext, Outcome
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.checks.properties import check_properties
     from pytest_mldeploy.checks.robustness import check_robustness
     from pytest_mldeploy.checks.schema import check_swagger

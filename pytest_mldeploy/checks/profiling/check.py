@@ -17,7 +17,7 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.failure_report import failure_report
 from pytest_mldeploy.errors import MldeployError
 
 NAME = "profile"

@@ -127,7 +127,7 @@ class CheckRunner:
                 f"(the log tail is in the report of {name}::{record.start_failure_shown_in})")
 
     def context(self, name: str) -> CheckContext:
-        from pytest_mldeploy.checks.client import ScoringClient
+        from pytest_mldeploy.client import ScoringClient
 
         service = self.service(name)
         return CheckContext(
@@ -167,7 +167,7 @@ class CheckRunner:
     @staticmethod
     def _note_death(result: CheckResult, service: Any) -> CheckResult:
         """`result`, failed with the death first when the service died during the check without it saying so."""
-        from pytest_mldeploy.checks.report import death_problem, death_report
+        from pytest_mldeploy.checks.failure_report import death_problem, death_report
         from pytest_mldeploy.core.service import ServiceState
 
         state = service.refresh_state()
