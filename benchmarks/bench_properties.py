@@ -171,7 +171,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                  "--include-path /score --include-method POST")
     notes.append("schemathesis runs with --continue-on-failure --no-shrink so a failure does not cut its budget short; "
                  "a failing run of ours includes Hypothesis shrinking, and its requests/round then differs from the budget")
-    notes.append("the two generate differently: ours bounds unbounded numbers to +-1e9 (properties.NUMBER_BOUND) and arrays to "
+    notes.append("the two generate differently: ours bounds unbounded numbers to +-1e9 (strategies.NUMBER_BOUND) and arrays to "
                  "10 items; schemathesis draws any float, e.g. +-1.8e308, which overflows the Ridge model's output")
 
     c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)

@@ -217,7 +217,7 @@ class DeploymentCollector(pytest.Collector):
     """One deployment: one item per built-in check."""
 
     def collect(self) -> Iterator["CheckItem"]:
-        from pytest_mldeploy.check_run import all_checks
+        from pytest_mldeploy.checks import all_checks
 
         grouped = self.config.pluginmanager.hasplugin("xdist")
         line = _deployment_line(self.path, self.name)
