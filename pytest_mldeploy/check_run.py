@@ -12,11 +12,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
 from pytest_mldeploy.checks.check_registry import all_checks
 from pytest_mldeploy.errors import MldeployError
+
+if TYPE_CHECKING:
+    from pytest_mldeploy.core.config import Project
+    from pytest_mldeploy.core.service import Service
+    from pytest_mldeploy.core.targets import Target
 
 Notice = Callable[[str], None]
 
@@ -48,7 +53,7 @@ class CheckRunner:
 
     def __init__(
         self,
-        project: Any,
+        project: "Project",
         *,
         target: str = "auto",
         keep: bool = False,
@@ -65,13 +70,13 @@ class CheckRunner:
         self.seed = seed
         self.notice = notice
         self.records: dict[str, DeploymentRecord] = {}
-        self._target: Any = None
-        self._services: dict[str, Any] = {}
+        self._target: Optional["Target"] = None
+        self._services: dict[str, "Service"] = {}
         self._failures: dict[str, MldeployError] = {}
         self._contexts: dict[str, CheckContext] = {}
 
     @property
-    def target(self) -> Any:
+    def target(self) -> "Target":
         if self._target is None:
             from pytest_mldeploy.core.targets import get_target
 
@@ -81,7 +86,7 @@ class CheckRunner:
     def record(self, name: str) -> DeploymentRecord:
         return self.records.setdefault(name, DeploymentRecord(name=name))
 
-    def service(self, name: str) -> Any:
+    def service(self, name: str) -> "Service":
         """The running service of deployment `name`, deployed on first use; re-raises a failed start."""
         if name in self._failures:
             raise self._failures[name]
@@ -164,7 +169,7 @@ class CheckRunner:
         return result
 
     @staticmethod
-    def _note_death(result: CheckResult, service: Any) -> CheckResult:
+    def _note_death(result: CheckResult, service: "Service") -> CheckResult:
         """`result`, failed with the death first when the service died during the check without it saying so."""
         from pytest_mldeploy.checks.failure_report import death_problem, death_report
         from pytest_mldeploy.core.service import ServiceState
