@@ -90,6 +90,7 @@ class RunThread:
         self._stuck_grace_s = stuck_grace_s
         self._on_stuck = on_stuck
         self.stuck = False
+        self._event_loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -102,7 +103,10 @@ class RunThread:
         """
         if self.stuck:
             raise WorkerStuck("the run thread is stuck in an earlier run()")
-        loop = asyncio.get_running_loop()
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            # Once, not per call: asyncio.get_running_loop() makes a getpid() system call each time.
+            loop = self._event_loop = asyncio.get_running_loop()
         future = loop.create_future()
         job = _Job(fn, future, loop)
         self._queue.put(job)
