@@ -49,6 +49,9 @@ MSG_UNAUTHORIZED = "Unauthorized: send the header 'Authorization: Bearer <key>' 
 MSG_OUTPUT_NOT_JSON = ("The scoring script's output cannot be sent as JSON: run() returned {kind} ({reason}). "
                        "Check the logs for more info.")
 
+#: run()'s output as strict JSON; made once (json.dumps with allow_nan=False builds an encoder per call).
+_STRICT_ENCODER = json.JSONEncoder(allow_nan=False)
+
 _JSON = (b"content-type", b"application/json")
 _HTML = (b"content-type", b"text/html; charset=utf-8")
 _SERVER = (b"x-ms-server-version", SERVER_VERSION.encode())
@@ -327,7 +330,7 @@ class ScoringApp:
             await self._send(send, output.status_code, output.body, headers + [_FAILED[failed], exec_ms])
             return
         try:
-            payload = json.dumps(output, allow_nan=False).encode("utf-8")
+            payload = _STRICT_ENCODER.encode(output).encode("utf-8")
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             await self._output_not_json(send, base + [exec_ms], output, exc)
             return

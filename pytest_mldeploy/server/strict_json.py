@@ -41,7 +41,8 @@ def loads(data: bytes | str) -> Any:
         if data.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
         return _CHECKED.decode(data)
-    encoding = json.detect_encoding(data)
+    # A body that opens with "{" and a non-zero byte is UTF-8 (no BOM, not UTF-16/32): json.detect_encoding's answer.
+    encoding = "utf-8" if data[:1] == b"{" and data[1:2] not in (b"", b"\x00") else json.detect_encoding(data)
     text = data.decode(encoding, "surrogatepass")
     if encoding == "utf-8" and not _may_overflow(data):
         return _PLAIN.decode(text)
