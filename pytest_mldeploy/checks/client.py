@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from pytest_mldeploy.server.contract import SCORE_ROUTE, SWAGGER_ROUTE
+
 if TYPE_CHECKING:
     from pytest_mldeploy.core.service import Service
 
@@ -37,8 +39,8 @@ class ScoringClient:
         base_url: str,
         key: Optional[str] = None,
         timeout: float = 30,
-        scoring_path: str = "/score",
-        swagger_path: str = "/swagger.json",
+        scoring_path: str = SCORE_ROUTE,
+        swagger_path: str = SWAGGER_ROUTE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key or None
