@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pytest_mldeploy.server.contract import SCORE_ROUTE, SWAGGER_ROUTE
+from pytest_mldeploy.server.contract import HEALTH_ROUTE, SCORE_ROUTE, SWAGGER_ROUTE
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.service import Service
@@ -114,7 +114,7 @@ class ScoringClient:
 
     def health(self) -> requests.Response:
         """GET / (the liveness route)."""
-        return self.request("GET", self.url("/"))
+        return self.request("GET", self.url(HEALTH_ROUTE))
 
     def health_ok(self) -> bool:
         """True when GET / answers 200; False on any other answer or none."""
