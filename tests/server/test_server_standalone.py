@@ -14,7 +14,6 @@ import pytest_mldeploy
 from pytest_mldeploy.core import server_copy
 from pytest_mldeploy.server import contract
 
-
 REPO = Path(__file__).resolve().parents[2]
 # Loaded by the server, these would mean it needs what an image does not have.
 FORBIDDEN = ("pytest_mldeploy.core", "pytest_mldeploy.checks", "pytest_mldeploy.plugin", "pytest_mldeploy.cli",
