@@ -8,8 +8,9 @@ whole answer is one row), leaf by leaf:
   *flips* when the two differ at all;
 - other leaves (and the rows' shapes) must be equal.
 A row's *score* is how many times the tolerance its worst leaf is off (infinite for a flipped
-label, a changed shape or a NaN against a number); the rows scoring highest are the report's
-worst rows, baseline and candidate side by side, each with a curl line for both sides.
+label, a changed shape or a NaN against a number); the report's worst rows are the highest
+scoring rows of the sample requests, then of the examples and generated requests, baseline and
+candidate side by side, each with a curl line for both sides.
 """
 from __future__ import annotations
 
@@ -167,11 +168,10 @@ class AnswersResult:
         return sum(r.differs for r in rows) / len(rows) if rows else 0.0
 
     def worst(self) -> list[RowDiff]:
-        """The rows that differ most; among rows about as far off (3 significant digits), the user's own
-        sample requests before the swagger example and generated ones (whose inputs are arbitrary)."""
-        def rank(row: RowDiff) -> tuple[float, int]:
-            score = float(f"{row.score:.3g}") if math.isfinite(row.score) else math.inf
-            return -score, _KIND_ORDER.get(row.kind, len(_KIND_ORDER))
+        """The differing rows, the most different first within each kind of request: the sample
+        requests (real traffic) before the swagger examples and the generated ones (arbitrary inputs)."""
+        def rank(row: RowDiff) -> tuple[int, float]:
+            return _KIND_ORDER.get(row.kind, len(_KIND_ORDER)), -row.score
 
         return sorted((r for r in self.rows if r.differs), key=rank)[: self.spec.worst_rows]
 

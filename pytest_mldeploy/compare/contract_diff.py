@@ -22,7 +22,8 @@ from pytest_mldeploy.checks.schema import definition_schema
 _LOWER = ("minimum", "exclusiveMinimum", "minItems", "minLength", "minProperties")
 #: ... or for less (smaller upper bounds narrow).
 _UPPER = ("maximum", "exclusiveMaximum", "maxItems", "maxLength", "maxProperties")
-_WIDER_TYPES = {"integer": {"integer", "number"}}
+#: A `number` accepts every integer too: integer -> number widens, number -> integer narrows.
+_ACCEPTS = {"number": {"integer", "number"}}
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _types(schema: dict) -> Optional[set[str]]:
     if kind is None:
         return None
     kinds = {kind} if isinstance(kind, str) else set(kind)
-    return set().union(*(_WIDER_TYPES.get(k, {k}) for k in kinds))
+    return set().union(*(_ACCEPTS.get(k, {k}) for k in kinds))
 
 
 def _shown(kind: Any) -> str:

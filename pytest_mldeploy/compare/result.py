@@ -27,7 +27,7 @@ summary, `markdown.render_markdown`, the HTML report) reads. The shape, version 
             "baseline":  {"p50_ms", "p95_ms", "qps", "error_rate", "requests", "peak_memory_mb",
                           "cpu_ms_per_request", "image_size_mb", "cold_start_s"},
             "candidate": {... the same ...},
-            "judgements": {"latency" | "throughput" | "errors": {"verdict", "median", "spread", "rounds", "tolerance"}},
+            "judgements": {"latency_p50" | "latency_p95" | "throughput" | "errors": {"verdict", "median", "spread", "rounds", "tolerance"}},
             "rounds": [{"index", "target", "start", "end", "total", "qps", "latencyP95Ms", "latencyP99Ms", "errorRate"}]},
   "sensitivity": {"passed", "constant", "inputs", "baselineDistinct", "candidateDistinct",
                   "constantAnswer", "message"},

@@ -7,7 +7,7 @@ Every threshold has a default, so a project without the section gets the gate as
 compare:
   answers: {atol: 1.0e-6, rtol: 1.0e-5, max_mismatch_share: 0, max_label_flip_share: 0, examples: 20, seed: 0}
   contract: {fail_on_breaking: true}
-  speed: {enabled: true, concurrency: 2, rounds: 6, round_s: 2.0, p95_ratio: 1.10, p95_slack_ms: 2.0, throughput_ratio: 0.90}
+  speed: {enabled: true, concurrency: 2, rounds: 10, round_s: 1.5, p95_ratio: 1.10, p95_slack_ms: 2.0, throughput_ratio: 0.90}
   sensitivity: {fail_on_constant: true}
 ```
 """
@@ -51,10 +51,10 @@ class SpeedSpec(_Section):
     enabled: bool = True
     concurrency: int = Field(2, ge=1)
     #: Rounds in all (half for each side); the pairs' spread is the noise a regression must exceed.
-    rounds: int = Field(6, ge=2)
-    round_s: float = Field(2.0, gt=0)
+    rounds: int = Field(10, ge=2)
+    round_s: float = Field(1.5, gt=0)
     warmup_s: float = Field(1.0, ge=0)
-    #: The candidate's p95 may be at most p95_ratio x the baseline's + p95_slack_ms.
+    #: The candidate's p95 (and p50) may be at most p95_ratio x the baseline's + p95_slack_ms.
     p95_ratio: float = Field(1.10, ge=1)
     p95_slack_ms: float = Field(2.0, ge=0)
     #: The candidate's throughput must be at least this share of the baseline's.

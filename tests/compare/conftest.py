@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_projects" / "sklearn-diabetes"
 
 #: score.py text replacements that plant one change each.
@@ -20,10 +22,11 @@ VARIANTS = {
     "constant": [("return model.predict(data).tolist()", "return [0.5, 0.5]")],
 }
 
-#: Short speed rounds: enough pairs to judge a 20 ms sleep, quick on 2 cores.
+#: Short rounds, and latency allowed to double plus 10 ms: a 20 ms sleep per request is far past that,
+#: and a shared 2-core machine's noise (an unchanged candidate's rounds have differed 2x) is not.
 COMPARE_SETTINGS = """compare:
   answers: {examples: 10}
-  speed: {rounds: 4, round_s: 1.5, warmup_s: 0.5, concurrency: 2}
+  speed: {rounds: 8, round_s: 1.0, warmup_s: 0.5, concurrency: 2, p95_ratio: 2.0, p95_slack_ms: 10, throughput_ratio: 0.3}
 """
 
 
@@ -50,6 +53,18 @@ def diabetes_project(folder: Path, variants: list[str], *, speed: bool = True) -
     for name in variants:
         (folder / f"score_{name}.py").write_text(variant_script(name))
         lines.append(f"  candidate-{name}: {{entry_script: score_{name}.py}}")
-    settings = COMPARE_SETTINGS if speed else COMPARE_SETTINGS.replace("concurrency: 2}", "concurrency: 2, enabled: false}")
+    settings = COMPARE_SETTINGS if speed else COMPARE_SETTINGS.replace("throughput_ratio: 0.3}", "throughput_ratio: 0.3, enabled: false}")
     (folder / "mldeploy.yaml").write_text("\n".join(lines) + "\n" + settings)
     return folder / "mldeploy.yaml"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Speed judged: the unchanged and the slow candidate."""
+    return diabetes_project(tmp_path_factory.mktemp("diabetes"), ["same", "slow"])
+
+
+@pytest.fixture(scope="module")
+def quick_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Speed not measured (compare.speed.enabled: false): the candidates planted with other faults."""
+    return diabetes_project(tmp_path_factory.mktemp("diabetes-quick"), ["scaled", "renamed", "constant"], speed=False)
