@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import requests
 
-from pytest_mldeploy.checks.client import ScoringClient, curl_command
+from pytest_mldeploy.client import ScoringClient, curl_command
 from pytest_mldeploy.compare.requests import CompareRequest, input_rows
 from pytest_mldeploy.core.compare_spec import AnswersSpec
 

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from pytest_mldeploy.checks.schema import definition_schema
+from pytest_mldeploy.checks.published_contract import definition_schema
 
 #: Bounds where the candidate may not ask for more (larger lower bounds narrow) ...
 _LOWER = ("minimum", "exclusiveMinimum", "minItems", "minLength", "minProperties")

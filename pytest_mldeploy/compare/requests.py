@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from pytest_mldeploy.checks.parity import generated_bodies
+from pytest_mldeploy.checks.strategies import generated_bodies
 from pytest_mldeploy.checks.profiling.workload import JSON_TYPE
 from pytest_mldeploy.checks.samples import sample_requests
 

@@ -12,8 +12,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from pytest_mldeploy.checks.client import ScoringClient
-from pytest_mldeploy.checks.schema import read_contract
+from pytest_mldeploy.checks.published_contract import read_contract
+from pytest_mldeploy.client import ScoringClient
 from pytest_mldeploy.compare.answers import compare_answers
 from pytest_mldeploy.compare.contract_diff import diff_contracts
 from pytest_mldeploy.compare.requests import build_request_set, counts, load_requests
