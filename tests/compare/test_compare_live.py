@@ -1,6 +1,6 @@
 """`mldeploy compare` on real services (process target): the example against planted candidates.
 
-Each candidate is the example's diabetes service with one change (tests/compare/conftest.py); the
+Each candidate is the example's diabetes service with one change (tests/compare/compare_projects.py); the
 comparison must find exactly that change, and pass the unchanged one.
 """
 from __future__ import annotations
