@@ -251,9 +251,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import os
-
-    from pytest_mldeploy.compare import format_summary, render_markdown, run_compare
+    from pytest_mldeploy.compare import format_summary, run_compare
+    from pytest_mldeploy.compare.publish import publish_markdown
 
     out = Path(args.out or "mldeploy-report/compare")
     _stop_on_sigterm()  # a stop mid-comparison deletes both services and any git worktree
@@ -262,13 +261,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = result.to_dict()
     print(format_summary(data))
     print(f"compare_json: {result.json_path}")
-    markdown = render_markdown(data)
-    if args.markdown:
-        Path(args.markdown).write_text(markdown, encoding="utf-8")
+    if publish_markdown(data, Path(args.markdown) if args.markdown else None):
         print(f"compare_markdown: {args.markdown}")
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-            summary.write(markdown)
     return 0 if result.passed else 1
 
 
