@@ -2,9 +2,10 @@
 
 A side is written as one of
 - `NAME`: a deployment of the project (`mldeploy.yaml`, from `--config` or found upward);
-- `NAME` of an Azure ML v2 deployment file beside the config (or in the working directory), the
-  way Azure's safe-rollout sample keeps `blue-deployment.yml` and `green-deployment.yml` side by
-  side; a path to such a file works too;
+- `NAME` of an Azure ML v2 deployment file beside the config (or in the working directory), or
+  beside a v2 file a deployment of the project names with `online_deployment`: the way Azure's
+  safe-rollout sample keeps `blue-deployment.yml` and `green-deployment.yml` side by side; a path
+  to such a file works too;
 - `git:REV` (or `git:REV:NAME`): the project as it is at git revision REV, checked out into a
   temporary `git worktree` that is removed afterwards; the deployment of the other side's name
   unless NAME is given;
@@ -99,7 +100,9 @@ def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Pa
     if path.suffix.lower() in (".yml", ".yaml") and path.is_file():
         loaded = load_project(path)
         return Side(role, spec, "v2", loaded, next(iter(loaded.deployments.values())))
-    found = find_v2_deployment(spec, folder)
+    found = None
+    for place in _v2_folders(project, folder):
+        found = found or find_v2_deployment(spec, place)
     if found is not None:
         loaded = load_project(found)
         return Side(role, spec, "v2", loaded, next(iter(loaded.deployments.values())))
@@ -114,6 +117,16 @@ def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Pa
         f"{' (' + ', '.join(v2) + ')' if v2 else ''}, nor an image Docker knows; "
         f"write a deployment name, a v2 deployment name or file, git:REV, or image:TAG"
     )
+
+
+def _v2_folders(project: Optional[Project], folder: Path) -> list[Path]:
+    """Where v2 deployments of the same endpoint live: `folder`, and the folders of the v2 files the
+    project's deployments name with `online_deployment` (blue's file names green's neighbour)."""
+    folders = [folder]
+    for deployment in (project.deployments.values() if project is not None else ()):
+        if deployment.online_deployment is not None and Path(deployment.online_deployment).parent not in folders:
+            folders.append(Path(deployment.online_deployment).parent)
+    return folders
 
 
 def _v2_files(folder: Path) -> list[tuple[Path, str]]:

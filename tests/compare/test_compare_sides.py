@@ -134,3 +134,19 @@ def test_blue_against_blue_passes(safe_rollout: Path, tmp_path: Path, monkeypatc
     assert main(["compare", "blue", "blue", "--target", "process", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "compare.json").read_text())
     assert data["requests"]["byKind"].get("generated", 0) > 0 and data["answers"]["mismatchedRows"] == 0
+
+
+def test_a_v2_neighbour_of_a_deployment_the_project_names_is_a_side(tmp_path: Path) -> None:
+    from contextlib import ExitStack
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    sample = tmp_path / "azureml-v2"
+    shutil.copytree(EXAMPLE.parent / "azureml-v2", sample)
+    (sample / "mldeploy.yaml").write_text("deployments:\n  prod: {online_deployment: managed/sample/blue-deployment.yml}\n")
+    with ExitStack() as stack:
+        baseline, candidate = resolve_sides("prod", "green", config=sample / "mldeploy.yaml", stack=stack)
+    assert (baseline.kind, baseline.deployment.name) == ("deployment", "prod")
+    assert (candidate.kind, candidate.deployment.name) == ("v2", "green")
+    with ExitStack() as stack, pytest.raises(ConfigError, match="nor an Azure ML v2 deployment .*git:REV, or image:TAG"):
+        resolve_sides("prod", "purple", config=sample / "mldeploy.yaml", stack=stack)
