@@ -63,11 +63,10 @@ def home_project(config: Optional[Path]) -> Optional[Project]:
     if config is not None:
         return load_project(config)
     try:
-        return load_project(find_config())
-    except ConfigError as exc:
-        if "not found in" in str(exc):
-            return None
-        raise
+        found = find_config()
+    except ConfigError:
+        return None
+    return load_project(found)
 
 
 def resolve_sides(baseline: str, candidate: str, *, config: Optional[Path], stack: ExitStack,

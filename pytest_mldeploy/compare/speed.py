@@ -125,7 +125,10 @@ def _cpu_seconds(samples: list[Sample]) -> float:
 
 def measure_speed(baseline: Any, candidate: Any, bodies: list[tuple[bytes, str]], spec: SpeedSpec,
                   workdir: Optional[Path] = None) -> SpeedResult:
-    """Load both services in alternating rounds and judge the candidate (see the module doc)."""
+    """Load both services in alternating rounds and judge the candidate (see the module doc).
+
+    The load generator's files go to `workdir` (kept), else to a temporary folder (removed).
+    """
     result = SpeedResult(spec)
     if not spec.enabled:
         result.skipped = "compare.speed.enabled is false"
@@ -133,7 +136,9 @@ def measure_speed(baseline: Any, candidate: Any, bodies: list[tuple[bytes, str]]
     if not bodies:
         result.skipped = "no request to load the services with"
         return result
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="mldeploy-compare-speed-"))
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="mldeploy-compare-speed-") as scratch:
+            return measure_speed(baseline, candidate, bodies, spec, Path(scratch))
     keys = [(getattr(s, "keys", None) or [None])[0] for s in (baseline, candidate)]
     load = LocustLoad(baseline.base_url, write_bodies(bodies, workdir / "bodies.json"), workdir / "load",
                       key=keys[0], scoring_path=_scoring_path(baseline), alternate_key=keys[1])
