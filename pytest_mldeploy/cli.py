@@ -257,7 +257,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out or "mldeploy-report/compare")
     _stop_on_sigterm()  # a stop mid-comparison deletes both services and any git worktree
     result = run_compare(args.baseline, args.candidate, config=Path(args.config) if args.config else None,
-                         target=args.target, out=out, progress=_say)
+                         target=args.target, out=out, requests=Path(args.requests) if args.requests else None, progress=_say)
     data = result.to_dict()
     print(format_summary(data))
     print(f"compare_json: {result.json_path}")
@@ -448,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "else the v2 deployment files of this folder)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
     p.add_argument("--out", metavar="DIR", help="where compare.json goes (default: mldeploy-report/compare)")
+    p.add_argument("--requests", metavar="PATH", help="more requests to send both: a file of JSON bodies (one a line), one "
+                                                      ".json request (Azure's sample-request.json), a folder or a .http file")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull-request comment "
                                                       "(appended to $GITHUB_STEP_SUMMARY whenever that is set)")
 

@@ -1,7 +1,9 @@
 """The one set of requests both sides of a comparison get, in the same order.
 
-- `sample`: the requests `profile.requests` names (the candidate's, then the baseline's when it
-  names other ones), read the way the profiler and the samples check read them;
+- `sample`: the requests `--requests` names, and those `profile.requests` names (the candidate's,
+  then the baseline's when it names other ones), read the way the profiler and the samples check
+  read them (a `.json` file holding one JSON document, like Azure's `sample-request.json`, is one
+  request);
 - `example`: each side's swagger `ServiceInput` example;
 - `generated`: schema-valid requests Hypothesis draws from the baseline's published `ServiceInput`
   (the properties check's strategy), seeded so every run and both sides get the same ones.
@@ -41,17 +43,30 @@ class CompareRequest:
             return None
 
 
+def read_samples(path: Path) -> list[CompareRequest]:
+    """The requests a file or folder holds, as `profile.requests` is read; a `.json` file that is one
+    JSON document (Azure's `sample-request.json`, however it is indented) is one request."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            return [CompareRequest("sample", path.name, json.dumps(json.loads(path.read_bytes())).encode("utf-8"))]
+        except ValueError:
+            pass  # one body per line, read below
+    return [CompareRequest("sample", label, body, content_type) for label, _place, body, content_type in sample_requests(path)]
+
+
 def _samples(deployment: Any) -> list[CompareRequest]:
     path = getattr(getattr(deployment, "profile", None), "requests", None)
     if not path or not Path(path).exists():
         return []
-    return [CompareRequest("sample", label, body, content_type) for label, _place, body, content_type in sample_requests(Path(path))]
+    return read_samples(Path(path))
 
 
 def build_request_set(baseline_deployment: Any, candidate_deployment: Any, baseline_contract: Any,
-                      candidate_contract: Any, *, examples: int, seed: int) -> list[CompareRequest]:
-    """Samples, swagger examples and seeded generated requests, each distinct body once."""
-    out: list[CompareRequest] = []
+                      candidate_contract: Any, *, examples: int, seed: int,
+                      extra: Optional[Path] = None) -> list[CompareRequest]:
+    """`extra` requests (`--requests`), samples, swagger examples and seeded generated requests, each distinct body once."""
+    out: list[CompareRequest] = read_samples(extra) if extra is not None else []
     out += _samples(candidate_deployment) + _samples(baseline_deployment)
     for role, contract in (("baseline", baseline_contract), ("candidate", candidate_contract)):
         if contract is not None and contract.has_example:

@@ -51,8 +51,15 @@ def _contract(client: ScoringClient, side: Side, notes: list[str]) -> Any:
 
 
 def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None, target: str = "process",
-                out: Optional[Path] = None, progress: Progress = lambda _m: None) -> CompareResult:
-    """Compare CANDIDATE against BASELINE (each a spec `sides.py` resolves) and write `compare.json` to `out`."""
+                out: Optional[Path] = None, requests: Optional[Path] = None,
+                progress: Progress = lambda _m: None) -> CompareResult:
+    """Compare CANDIDATE against BASELINE (each a spec `sides.py` resolves) and write `compare.json` to `out`.
+
+    `requests` (a file or folder, read as `profile.requests` is) adds requests to the ones the
+    deployments name: v2 deployments have no `profile.requests`.
+    """
+    if requests is not None and not Path(requests).exists():
+        raise ConfigError(f"--requests {requests}: does not exist; name a file of request bodies, a .json request or a folder")
     with ExitStack() as stack:
         base, cand = resolve_sides(baseline, candidate, config=config, stack=stack, progress=progress)
         spec = cand.project.compare
@@ -76,9 +83,10 @@ def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None,
         notes: list[str] = []
         contracts = [_contract(client, side, notes) for client, side in zip(clients, (base, cand))]
         request_set = build_request_set(base.deployment, cand.deployment, contracts[0], contracts[1],
-                                        examples=spec.answers.examples, seed=spec.answers.seed)
+                                        examples=spec.answers.examples, seed=spec.answers.seed, extra=requests)
         if not request_set:
-            notes.append("no requests to compare answers with: set profile.requests or declare an input schema")
+            notes.append("no requests to compare answers with: pass --requests FILE, set profile.requests, "
+                         "or declare an input schema (inference_schema decorators) in the entry script")
         progress(f"sending the same {len(request_set)} requests to both")
         answers = compare_answers(request_set, clients[0], clients[1], spec.answers)
         contract = diff_contracts(*(c.document if c is not None else None for c in contracts))

@@ -93,6 +93,14 @@ dependencies:
 """
 
 
+#: Indented over several lines, as Azure's samples write their request files.
+SAMPLE_REQUEST = """{"data": [
+    [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01],
+    [-0.05, -0.04, -0.01, -0.03, 0.01, 0.02, 0.07, -0.03, -0.04, -0.09]
+]}
+"""
+
+
 @pytest.fixture(scope="module")
 def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder shaped like Azure's safe-rollout sample: endpoints/online/managed/saferollout/{endpoint,blue-deployment,
@@ -106,6 +114,7 @@ def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (model / "onlinescoring" / "score.py").write_text(score.replace('os.getenv("AZUREML_MODEL_DIR"), ', 'os.getenv("AZUREML_MODEL_DIR"), "model", '))
         (model / "environment").mkdir()
         (model / "environment" / "conda.yaml").write_text(CONDA)
+        (model / "sample-request.json").write_text(SAMPLE_REQUEST)
     folder = online / "managed" / "saferollout"
     folder.mkdir(parents=True)
     (folder / "endpoint.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
@@ -117,16 +126,22 @@ def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_green_constant_fails_against_blue_showing_both_answers(safe_rollout: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(safe_rollout)
-    code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path)])
+    code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path),
+                 "--requests", "../../model-1/sample-request.json"])
     out = capsys.readouterr().out
     data = json.loads((tmp_path / "compare.json").read_text())
     assert code == 1, out
     assert data["baseline"]["kind"] == "v2" and data["candidate"]["deployment"] == "green"
     gates = {g["name"]: g["status"] for g in data["gates"]}
     assert gates["answers"] == "fail" and gates["sensitivity"] == "fail"
+    assert data["requests"]["byKind"]["sample"] == 1
     row = data["answers"]["worstRows"][0]
-    assert row["candidate"] == [0.5, 0.5] and isinstance(row["baseline"], list) and row["baseline"] != [0.5, 0.5]
-    assert "[0.5, 0.5]" in out  # green's answer beside blue's in the terminal summary
+    assert row["request"] == "sample-request.json"  # the user's own request first
+    # Two rows in, two answers out on both sides: compared row by row, each beside its input row.
+    assert row["candidate"] == 0.5 and isinstance(row["baseline"], float) and abs(row["baseline"] - 0.5) > 1
+    assert row["input"] in json.loads(SAMPLE_REQUEST)["data"]
+    assert f"{row['baseline']} | 0.5" in out  # green's answer beside blue's in the terminal summary
+    assert "[0.5, 0.5]" in data["sensitivity"]["message"]
 
 
 def test_blue_against_blue_passes(safe_rollout: Path, tmp_path: Path, monkeypatch) -> None:
