@@ -6,9 +6,11 @@ into plain JSON Schemas (`checks/schema.py`) and walked side by side. Breaking:
   or a new required one;
 - an input narrowed: a type that accepts fewer kinds of value (number -> integer), a larger
   `minimum`/`minItems`/`minLength`, a smaller `maximum`/`maxItems`/`maxLength`, fewer `enum`
-  values, `additionalProperties` closed, or a schema where the baseline took anything;
+  values, or `additionalProperties` closed;
 - the output's type (at any depth) changed, or an output property removed.
-Additions (new optional parameters, widened bounds, new output properties) are listed, never failed.
+Additions (new optional parameters, widened bounds, new output properties) are listed, never failed;
+so is a schema where the baseline declared none (its `run()` took any JSON and parsed it itself):
+the answers gate, which sends the baseline's requests to both, shows what the schema refuses.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from pytest_mldeploy.checks.published_contract import definition_schema
+from pytest_mldeploy.checks.published_contract import input_schema, output_schema
 
 #: Bounds where the candidate may not ask for more (larger lower bounds narrow) ...
 _LOWER = ("minimum", "exclusiveMinimum", "minItems", "minLength", "minProperties")
@@ -63,7 +65,8 @@ def diff_input(old: Optional[dict], new: Optional[dict], where: str, out: Contra
     if not old and not new:
         return
     if not old:
-        out.breaking.append(f"{where}: the candidate declares a schema where the baseline accepted anything")
+        out.additions.append(f"{where}: the candidate declares a schema where the baseline accepted anything "
+                             "(a request the baseline answered and the candidate refuses shows under answers)")
         return
     if not new:
         out.additions.append(f"{where}: the candidate accepts anything (no schema) where the baseline declared one")
@@ -161,6 +164,6 @@ def diff_contracts(baseline: Optional[dict], candidate: Optional[dict]) -> Contr
         else:
             out.notes.append(f"the {missing} serves no swagger document: the contract cannot be compared")
         return out
-    diff_input(definition_schema(baseline, "ServiceInput"), definition_schema(candidate, "ServiceInput"), "input", out)
-    diff_output(definition_schema(baseline, "ServiceOutput"), definition_schema(candidate, "ServiceOutput"), "output", out)
+    diff_input(input_schema(baseline), input_schema(candidate), "input", out)  # None: free-form input
+    diff_output(output_schema(baseline), output_schema(candidate), "output", out)
     return out

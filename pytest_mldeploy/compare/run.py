@@ -84,6 +84,8 @@ def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None,
         contracts = [_contract(client, side, notes) for client, side in zip(clients, (base, cand))]
         request_set = build_request_set(base.deployment, cand.deployment, contracts[0], contracts[1],
                                         examples=spec.answers.examples, seed=spec.answers.seed, extra=requests)
+        if request_set and not any(r.kind == "sample" for r in request_set):
+            notes.append("no sample requests: pass --requests FILE (or set profile.requests) to compare answers on real traffic")
         if not request_set:
             notes.append("no requests to compare answers with: pass --requests FILE, set profile.requests, "
                          "or declare an input schema (inference_schema decorators) in the entry script")

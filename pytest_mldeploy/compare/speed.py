@@ -75,8 +75,9 @@ class SpeedResult:
                         f"{getattr(c, which + '_ms'):.1f} vs {getattr(b, which + '_ms'):.1f} ms "
                         f"(median excess {j.median:.1f} ms, rounds' spread {j.spread:.1f} ms)")
             elif name == "throughput":
-                line = (f"throughput {how} below {self.spec.throughput_ratio:.0%} of the baseline: {c.qps:.1f} vs {b.qps:.1f} req/s "
-                        f"(rounds' spread {j.spread:.0%})")
+                line = (f"throughput {how} below {self.spec.throughput_ratio:.0%} of the baseline: "
+                        f"{self.spec.throughput_ratio - j.median:.0%} of it in the median of {j.rounds} round pairs "
+                        f"({c.qps:.1f} vs {b.qps:.1f} req/s overall, rounds' spread {j.spread:.0%})")
             else:
                 line = f"error rate {how} above the baseline's: {c.error_rate:.2%} vs {b.error_rate:.2%}"
             out.append((j.verdict, line))

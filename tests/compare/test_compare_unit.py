@@ -89,6 +89,12 @@ def test_changed_output_type_and_new_required_parameter_are_breaking() -> None:
     assert "output: output type changed from array to object" in diff.breaking
 
 
+def test_a_schema_where_the_baseline_had_none_is_listed_not_failed() -> None:
+    free = {"swagger": "2.0", "definitions": {"ServiceInput": {"type": "object"}}}
+    diff = diff_contracts(free, _swagger({"data": MATRIX}))
+    assert diff.passed and diff.additions[0].startswith("input: the candidate declares a schema")
+
+
 def test_identical_contracts_pass_with_nothing_listed() -> None:
     diff = diff_contracts(_swagger({"data": MATRIX}), _swagger({"data": MATRIX}))
     assert diff.passed and not diff.additions
