@@ -198,7 +198,11 @@ def _resolve_git(role: str, spec: str, project: Optional[Project], other: Option
     rest = spec[len(GIT_PREFIX):]
     if not rest:
         raise ConfigError(f"{role} {spec!r}: name a revision, e.g. git:main or git:HEAD~1")
-    top = Path(_git(["rev-parse", "--show-toplevel"], project.root))
+    found = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=project.root, capture_output=True, text=True)
+    if found.returncode != 0:
+        raise ConfigError(f"{role} {spec!r}: {project.root} is not in a git repository ({found.stderr.strip()}); "
+                          "a git: side checks the project out at that revision, so it must be committed in one")
+    top = Path(found.stdout.strip())
     revision, name = _revision_and_name(rest, top)
     if name is None:
         if other is None:
