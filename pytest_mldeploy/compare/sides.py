@@ -216,7 +216,11 @@ def _resolve_git(role: str, spec: str, project: Optional[Project], other: Option
     config = checkout / project.config_path.resolve().relative_to(top)
     if not config.is_file():
         raise ConfigError(f"{role} {spec!r}: {config.relative_to(checkout)} does not exist at {revision[:10]}")
-    loaded = load_project(config)
+    try:
+        loaded = load_project(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{role} {spec!r}: the project as committed at {revision[:10]} does not load (a file it needs is "
+                          f"not committed, e.g. an ignored model?): {exc}") from None
     if name not in loaded.deployments:
         raise ConfigError(f"{role} {spec!r}: {config.relative_to(checkout)} at {revision[:10]} has no deployment {name!r} "
                           f"(it has {', '.join(loaded.deployments)}); write git:REV:NAME")
