@@ -137,6 +137,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         added = result["arguments_us"] - result["arguments_without_us"]
         rows.append([case, result["body_bytes"], c.fmt(result["validate_us"], 1), c.fmt(result["arguments_without_us"], 1),
                      c.fmt(result["arguments_us"], 1), c.fmt(added, 1)])
+    notes = ["validate = validator.first_violation() on the parsed body (JSON parsing subtracted); "
+             "prepare = UserScript.arguments(): parse + validate + inference_schema deserialisation",
+             "times are medians over rounds of CPU microseconds per request, one process pinned to core 0; "
+             "other engineers' work shares the machine, so compare columns of one run, not runs"]
     server_cpu = _server_cpu_us()
     ratios = []
     if server_cpu is not None:
