@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_mldeploy.core import azure_vm_sizes
 from pytest_mldeploy.core.azure_config import existing_path, lift_service_variables
-from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.core.registry import Registry
+from pytest_mldeploy.core.text_files import shown_path
+from pytest_mldeploy.errors import ConfigError, RegistryError
 
 DEPLOYMENT_SCHEMAS = ("managedonlinedeployment.schema.json", "kubernetesonlinedeployment.schema.json")
 ENDPOINT_SCHEMAS = ("managedonlineendpoint.schema.json", "kubernetesonlineendpoint.schema.json")
@@ -403,7 +405,7 @@ def translate_online_deployment(path: Path, shown: str, *, registry_dir: Optiona
         keys["auth"] = {"enabled": True}
     else:
         if endpoint.auth_mode == "aad_token":
-            raise ConfigError(f"{_shown(endpoint_file)}: auth_mode: aad_token is for batch endpoints; an online endpoint takes key or aml_token")
+            raise ConfigError(f"{shown_path(endpoint_file)}: auth_mode: aad_token is for batch endpoints; an online endpoint takes key or aml_token")
         # aml_token is a bearer token as well: locally the service checks it like a key.
         keys["auth"] = {"enabled": True}
         if endpoint.traffic:
@@ -480,9 +482,6 @@ def _parse_reference(ref: str, kind: str, shown: str) -> "tuple[str, Optional[in
 
 
 def _check_registered(name: str, version: Optional[int], registry_dir: Optional[Path], shown: str) -> None:
-    from pytest_mldeploy.core.registry import Registry
-    from pytest_mldeploy.errors import RegistryError
-
     if registry_dir is None:
         return
     try:
@@ -515,7 +514,7 @@ def _environment(env: Optional[EnvironmentAsset], folder: Path, shown: str, noti
         name, version = _parse_reference(env.reference, "environment", shown)
         env_file, env = _environment_file(folder, name, version, shown)
         folder = env_file.parent
-        key = f"environment ({_shown(env_file)})"
+        key = f"environment ({shown_path(env_file)})"
     if env.build is not None:
         raise ConfigError(f"{shown}: {key}.build: a Docker build context is not built by mldeploy; give conda_file and image")
     environment: Dict[str, Any] = {}
@@ -617,13 +616,6 @@ def _startup_window(liveness: Optional[Probe], readiness: Optional[Probe]) -> fl
     """
     windows = [p.initial_delay + p.period * p.failure_threshold for p in (liveness or Probe(), readiness or Probe())]
     return float(min(windows))
-
-
-def _shown(path: Optional[Path]) -> str:
-    if path is None:
-        return ""
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else str(path)
 
 
 def referenced_deployment_files(config_path: Path, data: Any) -> Sequence[Path]:

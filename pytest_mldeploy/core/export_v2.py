@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pytest_mldeploy.core import azure_v2, azure_vm_sizes
+from pytest_mldeploy.core.text_files import shown_path
 from pytest_mldeploy.errors import ConfigError
 
 #: The image Azure's v2 samples build conda environments on (a curated base; mapped to ours locally).
@@ -148,7 +149,7 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
 
     text = yaml.safe_dump(body, sort_keys=False)
     text = text.replace(f"instance_type: {instance_type}\n", f"# {reason}\ninstance_type: {instance_type}\n")
-    header = (f"# Written by `mldeploy export azureml-v2 {deployment.name}` from {_shown(project.config_path)}.\n"
+    header = (f"# Written by `mldeploy export azureml-v2 {deployment.name}` from {shown_path(project.config_path)}.\n"
               f"# Deploy: az ml online-endpoint create -f endpoint.yml && az ml online-deployment create -f {name}.yml\n")
     deployment_path = out / f"{name}.yml"
     deployment_path.write_text(header + text, encoding="utf-8")
@@ -189,11 +190,6 @@ def _image(deployment: Any) -> str:
 def _relative(path: Path, out: Path) -> str:
     rel = os.path.relpath(path, out)
     return rel + "/" if path.is_dir() and not rel.endswith("/") else rel
-
-
-def _shown(path: Path) -> str:
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else str(path)
 
 
 def written(exported: Exported) -> List[Path]:
