@@ -245,15 +245,25 @@ class Project:
     base_image: str
     deployments: Dict[str, Deployment] = field(default_factory=dict)
 
-    def deployment(self, name: str) -> Deployment:
-        """The deployment called `name`, or a `ConfigError` listing the ones there are."""
+    def deployment(self, name: Optional[str] = None, how_to_name: str = "name one") -> Deployment:
+        """The deployment called `name`; without a name, the only one.
+
+        Otherwise a `ConfigError` listing the deployments there are; `how_to_name` tells how the
+        caller names one (a command-line argument, a pytest option) when there are several.
+        """
+        shown = shown_path(self.config_path)
+        if name is None:
+            if len(self.deployments) == 1:
+                return next(iter(self.deployments.values()))
+            raise ConfigError(
+                f"{shown}: deployments: {len(self.deployments)} deployments ({', '.join(self.deployments)}); {how_to_name}"
+            )
         if name in self.deployments:
             return self.deployments[name]
         close = difflib.get_close_matches(name, list(self.deployments), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"{shown_path(self.config_path)}: deployments: no deployment {name!r}{hint}; "
-            f"there are: {', '.join(sorted(self.deployments)) or 'none'}"
+            f"{shown}: deployments: no deployment {name!r}{hint}; there are: {', '.join(sorted(self.deployments)) or 'none'}"
         )
 
 
