@@ -5,7 +5,7 @@ that already deploys with `az ml model deploy --ic ... --dc ...` needs no second
 Each file is validated against a pydantic model of the documented schema (unknown keys are errors,
 documented keys this tool has no use for are accepted and ignored), then turned into the plain dict of
 inline keys it replaces. Validation errors propagate as `pydantic.ValidationError` so that
-`core/config.py` formats them with the file's name; problems found after validation (a missing file,
+`core/azure_files.py` formats them with the file's name; problems found after validation (a missing file,
 a bad file) raise `errors.ConfigError` here.
 """
 from __future__ import annotations

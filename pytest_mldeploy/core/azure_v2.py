@@ -8,7 +8,7 @@ traffic share. Paths are relative to the file that names them, as `az ml` resolv
 
 Each file is validated against a pydantic model of Azure's schema (unknown keys are errors, so a
 typo does not pass silently); validation errors propagate as `pydantic.ValidationError` for
-`core/config.py` to format with the file's name. Keys that only matter in the cloud are accepted
+`core/azure_files.py` to format with the file's name. Keys that only matter in the cloud are accepted
 and named in one notice each (`Translation.notices`). See docs/azureml-v2.md for every key.
 """
 from __future__ import annotations
