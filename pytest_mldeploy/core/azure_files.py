@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Sequence, Set
 from pydantic import ValidationError
 
 from pytest_mldeploy.core import azure_config, azure_v2
+from pytest_mldeploy.core.azure_v2_schema import OnlineDeploymentFile, OnlineEndpointFile
 from pytest_mldeploy.core.project_paths import CONFIG_FILENAME, outside_problem
 from pytest_mldeploy.core.strict_model import format_errors, show_value
 from pytest_mldeploy.core.text_files import shown_path
@@ -103,9 +104,9 @@ def _apply_online_deployment(
     try:
         translation = azure_v2.translate_online_deployment(path, file_shown, registry_dir=ctx.get("registry"))
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, file_shown, azure_v2.OnlineDeploymentFile)) from None
+        raise ConfigError(format_errors(exc, file_shown, OnlineDeploymentFile)) from None
     except azure_v2.EndpointFileError as exc:
-        raise ConfigError(format_errors(exc.error, shown_path(exc.path), azure_v2.OnlineEndpointFile)) from None  # type: ignore[arg-type]
+        raise ConfigError(format_errors(exc.error, shown_path(exc.path), OnlineEndpointFile)) from None  # type: ignore[arg-type]
     if "root" in ctx:
         for v2_key, written, full in translation.paths:
             problem = outside_problem(written, full, root, ctx.get("allowed_outside") or ())

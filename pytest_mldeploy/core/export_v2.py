@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pytest_mldeploy.core import azure_v2, azure_vm_sizes
+from pytest_mldeploy.core.azure_v2_schema import MANAGED_DEPLOYMENT_SCHEMA, MANAGED_ENDPOINT_SCHEMA
 from pytest_mldeploy.core.text_files import shown_path
 from pytest_mldeploy.errors import ConfigError
 
@@ -118,7 +119,7 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
     conda_path.write_text(yaml.safe_dump(conda_environment(deployment), sort_keys=False), encoding="utf-8")
 
     body: Dict[str, Any] = {
-        "$schema": azure_v2.MANAGED_DEPLOYMENT_SCHEMA,
+        "$schema": MANAGED_DEPLOYMENT_SCHEMA,
         "name": name,
         "endpoint_name": endpoint,
     }
@@ -155,7 +156,7 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
     deployment_path.write_text(header + text, encoding="utf-8")
 
     endpoint_body = {
-        "$schema": azure_v2.MANAGED_ENDPOINT_SCHEMA,
+        "$schema": MANAGED_ENDPOINT_SCHEMA,
         "name": endpoint,
         "auth_mode": "key",
         "traffic": {name: 100},
