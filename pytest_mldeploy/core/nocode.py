@@ -23,7 +23,6 @@ from pytest_mldeploy.core import conda
 from pytest_mldeploy.core.text_files import read_conda_file, read_requirements
 
 SPEC_FILENAME = "mldeploy-scorer.json"
-SCORER_VARIABLE = "MLDEPLOY_SCORER"
 MLMODEL = "MLmodel"
 #: Framework names as Azure ML v1 writes them (`Model.Framework.SCIKITLEARN`, `.ONNX`) and common variants.
 _FRAMEWORKS = {"scikitlearn": "sklearn", "scikit-learn": "sklearn", "sklearn": "sklearn", "onnx": "onnx",
