@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from pytest_mldeploy.core import azure_v2, nocode
 from pytest_mldeploy.core.azure_files import apply_azure_files
 from pytest_mldeploy.core.base_image import DEFAULT_BASE_IMAGE, is_azure_curated
-from pytest_mldeploy.core.environment_spec import EnvironmentSpec, PythonPin
+from pytest_mldeploy.core.environment_spec import EnvironmentSpec
 from pytest_mldeploy.core.model_spec import ModelSpec
 from pytest_mldeploy.core.names import check_name
 from pytest_mldeploy.core.project_paths import ALLOWED_OUTSIDE_KEY, CONFIG_FILENAME, escaping_symlink_in_source, resolve_path
@@ -32,7 +32,7 @@ from pytest_mldeploy.errors import ConfigError
 
 __all__ = [
     "AuthSpec", "CONFIG_FILENAME", "DEFAULT_BASE_IMAGE", "Deployment", "EnvironmentSpec", "Gates", "ModelSpec",
-    "ProfileSpec", "Project", "PythonPin", "Resources", "find_config", "load_project",
+    "ProfileSpec", "Project", "Resources", "find_config", "load_project",
 ]
 
 BASE_IMAGE_ENV = "MLDEPLOY_BASE_IMAGE"
