@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from pytest_mldeploy.core import azure_v2, nocode
 from pytest_mldeploy.core.azure_files import apply_azure_files
 from pytest_mldeploy.core.base_image import DEFAULT_BASE_IMAGE, is_azure_curated
+from pytest_mldeploy.core.compare_spec import CompareSpec
 from pytest_mldeploy.core.environment_spec import EnvironmentSpec
 from pytest_mldeploy.core.model_spec import ModelSpec
 from pytest_mldeploy.core.names import check_name
@@ -244,6 +245,8 @@ class Project:
     registry_dir: Path
     base_image: str
     deployments: Dict[str, Deployment] = field(default_factory=dict)
+    #: `compare:` (how `mldeploy compare` judges a candidate; core/compare_spec.py).
+    compare: CompareSpec = field(default_factory=CompareSpec)
 
     def deployment(self, name: Optional[str] = None, how_to_name: str = "name one") -> Deployment:
         """The deployment called `name`; without a name, the only one.
@@ -273,6 +276,7 @@ class _ProjectFile(StrictModel):
     allowed_outside_paths: List[str] = []
     base_image: Optional[str] = None
     defaults: Dict[str, Any] = {}
+    compare: CompareSpec = Field(default_factory=CompareSpec)
 
 
 def find_config(start: Optional[Path] = None) -> Path:
@@ -335,7 +339,8 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     project_image = env_image or top.base_image or DEFAULT_BASE_IMAGE
     for name, deployment in deployments.items():
         _choose_base_image(deployment, name, env_image, top.base_image)
-    return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
+    return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments,
+                   compare=top.compare)
 
 
 def _choose_base_image(deployment: Deployment, name: str, env_image: Optional[str], top_image: Optional[str]) -> None:
