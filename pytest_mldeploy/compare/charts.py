@@ -20,7 +20,7 @@ def _number(value: Any) -> float:
 
 
 def rounds_chart(rounds: Sequence[dict[str, Any]], speed_settings: Optional[dict[str, Any]] = None) -> str:
-    """p95 latency (left) and throughput (right) of each alternating round, baseline and candidate in turn,
+    """p95 and p50 latency (left) and throughput (right) of each alternating round, baseline and candidate in turn,
     with the baseline rounds' interquartile band (the noise) and the latency the candidate is allowed."""
     fig = new_figure()
     ax = fig.add_subplot()
@@ -30,6 +30,8 @@ def rounds_chart(rounds: Sequence[dict[str, Any]], speed_settings: Optional[dict
         mine = [r for r in rounds if r["target"] == target]
         xs = [(_number(r["start"]) + _number(r["end"])) / 2 - t0 for r in mine]
         ax.plot(xs, [_number(r["latencyP95Ms"]) for r in mine], "o-", color=COLOURS[target], label=f"{ROLES[target]} p95")
+        if all("latencyP50Ms" in r for r in mine):
+            ax.plot(xs, [_number(r["latencyP50Ms"]) for r in mine], "x:", color=COLOURS[target], label=f"{ROLES[target]} p50")
         right.plot(xs, [_number(r["qps"]) for r in mine], "s--", color=COLOURS[target], alpha=0.45,
                    label=f"{ROLES[target]} req/s")
     base = [_number(r["latencyP95Ms"]) for r in rounds if r["target"] == 0]
@@ -41,7 +43,7 @@ def rounds_chart(rounds: Sequence[dict[str, Any]], speed_settings: Optional[dict
             allowed = speed_settings["p95_ratio"] * middle + speed_settings["p95_slack_ms"]
             ax.axhline(allowed, color="tab:red", linestyle=":", label=f"allowed p95 ({allowed:.1f} ms)")
     ax.set_xlabel("seconds into the load")
-    ax.set_ylabel("latency p95 (ms)")
+    ax.set_ylabel("latency (ms)")
     ax.set_ylim(bottom=0)
     right.set_ylabel("throughput (req/s)")
     right.set_ylim(bottom=0)

@@ -229,7 +229,7 @@ def _speed(data: dict[str, Any]) -> str:
     t0 = min((_number(r["start"]) or 0.0 for r in rounds), default=0.0)
     round_rows = "".join(
         f"<tr><td>{i}</td><td>{charts.ROLES.get(r['target'], r['target'])}</td><td>{_fig(_number(r['start']) - t0, ' s')}</td>"
-        f"<td>{r['total']}</td><td>{_fig(r['qps'])}</td><td>{_fig(r['latencyP95Ms'])}</td><td>{_fig(r['latencyP99Ms'])}</td>"
+        f"<td>{r['total']}</td><td>{_fig(r['qps'])}</td><td>{_fig(r.get('latencyP50Ms'))}</td><td>{_fig(r['latencyP95Ms'])}</td><td>{_fig(r['latencyP99Ms'])}</td>"
         f"<td>{_fig(r['errorRate'], '', '{:.1%}')}</td></tr>"
         for i, r in enumerate(rounds, 1))
     return f"""<p>Both loaded at concurrency {_e(speed.get('concurrency'))} in alternating rounds of {_fig(speed.get('roundSeconds'), ' s', '{:g}')}:
@@ -242,7 +242,7 @@ baseline's rounds show (the noise band); within it the verdict is <i>inconclusiv
 <p class="muted">Latency excess in ms, throughput excess as a share of the baseline's; a positive median past the noise fails.</p>
 {chart}
 <details><summary>every round ({len(rounds)})</summary>
-<table><tr><th>round</th><th>side</th><th>start</th><th>requests</th><th>req/s</th><th>p95 ms</th><th>p99 ms</th><th>errors</th></tr>{round_rows}</table>
+<table><tr><th>round</th><th>side</th><th>start</th><th>requests</th><th>req/s</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>errors</th></tr>{round_rows}</table>
 </details>"""
 
 

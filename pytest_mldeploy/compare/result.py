@@ -29,7 +29,7 @@ summary, `markdown.render_markdown`, the HTML report) reads. The shape, version 
                           "cpu_ms_per_request", "image_size_mb", "cold_start_s"},
             "candidate": {... the same ...},
             "judgements": {"latency_p50" | "latency_p95" | "throughput" | "errors": {"verdict", "median", "spread", "rounds", "tolerance"}},
-            "rounds": [{"index", "target", "start", "end", "total", "qps", "latencyP95Ms", "latencyP99Ms", "errorRate"}]},
+            "rounds": [{"index", "target", "start", "end", "total", "qps", "latencyP50Ms", "latencyP95Ms", "latencyP99Ms", "errorRate"}]},
   "sensitivity": {"passed", "constant", "inputs", "baselineDistinct", "candidateDistinct",
                   "constantAnswer", "message"},
   "notes": [str],
