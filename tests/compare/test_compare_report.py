@@ -154,3 +154,13 @@ def test_no_step_summary_outside_github_actions(failing: dict, tmp_path: Path, m
     monkeypatch.delenv(STEP_SUMMARY_ENV, raising=False)
     assert publish_markdown(failing) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_gate_shows_the_threshold_it_was_judged_by(failing: dict) -> None:
+    tuned = copy.deepcopy(failing)
+    tuned["settings"]["speed"].update(max_memory_ratio=1.5, max_cold_start_ratio=3)
+    tuned["settings"]["contract"]["fail_on_breaking"] = False
+    text = html.unescape(" ".join(_parse(render_html(tuned)).text))
+    assert "memory ≤ 1.5x, cold start ≤ 3x" in text
+    assert "breaking changes warn (contract.fail_on_breaking: false)" in text
+    assert "a constant candidate fails" in text
