@@ -350,13 +350,13 @@ class CompareItem(_ReportingItem):
         except MldeployError as exc:
             raise CheckFailed(str(exc), f"{self.deployment}: compare: {str(exc).splitlines()[0]}") from None
         data = result.to_dict()
-        publish_markdown(data)
+        publish_markdown(data, out / "compare.md")  # beside compare.json: a CI step can post it as a PR comment
         for gate in data["gates"]:
             if gate["status"] == "warn":
                 self.warn(MldeployWarning(f"{self.deployment}::compare: {gate['name']}: {gate['message']}"))
         if not result.passed:
             failed = ", ".join(g["name"] for g in data["gates"] if g["status"] == "fail")
-            raise CheckFailed(format_summary(data) + f"\ncompare_json: {result.json_path}",
+            raise CheckFailed(format_summary(data) + f"\ncompare_json: {result.json_path}\ncompare_html: {result.html_path}",
                               f"{self.deployment}: compare against {self.baseline} failed on {failed}")
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -417,15 +417,16 @@ def mldeploy_registry(mldeploy_project: "Project") -> "Registry":
 
 
 def _default_deployment(config: pytest.Config, project: "Project") -> str:
+    """The first --mldeploy-deployment, else the project's only deployment (`Project.deployment` chooses)."""
+    from pytest_mldeploy.errors import ConfigError
+
     only = config.getoption("mldeploy_deployment")
-    if only:
-        return only[0]
-    if len(project.deployments) == 1:
-        return next(iter(project.deployments))
-    raise pytest.UsageError(
-        f"{project.config_path.name}: {len(project.deployments)} deployments; pick one with --mldeploy-deployment NAME "
-        "or parametrize the fixture indirectly"
-    )
+    try:
+        return project.deployment(
+            only[0] if only else None, "pick one with --mldeploy-deployment NAME or parametrize the fixture indirectly"
+        ).name
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

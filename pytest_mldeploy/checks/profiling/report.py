@@ -128,7 +128,8 @@ def profile_json(result: "ProfileResult") -> dict[str, Any]:
     )
 
 
-_CSS = """
+#: The reports' look (the profile's and the compare report's): one stylesheet, inline.
+PAGE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1f2328;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 .sub{color:#57606a;margin-top:0}
@@ -154,7 +155,8 @@ def _n(value: Any, fmt: str = "{:.1f}") -> str:
     return fmt.format(value)
 
 
-def _card(value: str, label: str) -> str:
+def card(value: str, label: str) -> str:
+    """One headline figure: the value large, its label under it (both escaped)."""
     return f'<div class="card"><div class="v">{html.escape(value)}</div><div class="l">{html.escape(label)}</div></div>'
 
 
@@ -209,17 +211,17 @@ def profile_html(result: "ProfileResult") -> str:
     created = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Profile of {e(result.deployment)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{PAGE_CSS}</style></head>
 <body>
 <h1>Profile of <code>{e(result.deployment)}</code></h1>
 <p class="sub">{e(result.service)} · {e(created)} · took {result.elapsed_s:.0f} s ·
 verification <span class="badge {_VERDICT_CLASS.get(verification.verdict, 'na')}">{e(verification.verdict)}</span> {gates_badge}</p>
 <div class="cards">
-{_card(f"{rec.cpu:g} cores", "recommended CPU (a floor)" if rec.cpu_floor else "recommended CPU")}
-{_card(f"{rec.memory_gb:g} GB", "recommended memory")}
-{_card(f"{steady.qps:.1f}", f"req/s at {result.concurrency} concurrent")}
-{_card(_n(steady.latency_p95_ms) + " ms", "latency p95")}
-{_card(f"{figures['successRate']:.2f} %", "success rate")}
+{card(f"{rec.cpu:g} cores", "recommended CPU (a floor)" if rec.cpu_floor else "recommended CPU")}
+{card(f"{rec.memory_gb:g} GB", "recommended memory")}
+{card(f"{steady.qps:.1f}", f"req/s at {result.concurrency} concurrent")}
+{card(_n(steady.latency_p95_ms) + " ms", "latency p95")}
+{card(f"{figures['successRate']:.2f} %", "success rate")}
 </div>
 <p><b>Verification:</b> {e(verification.reason)}</p>
 {attempts}
