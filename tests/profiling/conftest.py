@@ -5,7 +5,7 @@ import pytest
 
 from pytest_mldeploy.checks.profiling.gates import evaluate_gates
 from pytest_mldeploy.checks.profiling.noise import compare_rounds
-from pytest_mldeploy.checks.profiling.profiler import Attempt, ProfileResult, Verification
+from pytest_mldeploy.checks.profiling.result import Attempt, ProfileResult, Verification
 from pytest_mldeploy.checks.profiling.recommend import memory_growth, recommend
 from pytest_mldeploy.checks.profiling.report import figures_of
 from pytest_mldeploy.checks.profiling.sampling import Sample
