@@ -141,7 +141,8 @@ def main() -> int:
     versions: list[tuple[str, Path]] = []
     with tempfile.TemporaryDirectory(prefix="bench-profile-old-") as tmp:
         if old_rev:
-            versions.append((f"old ({old_rev[:12]})", export_tree(old_rev, Path(tmp))))
+            short = subprocess.run(["git", "-C", str(c.REPO_ROOT), "rev-parse", "--short", old_rev], capture_output=True, text=True).stdout.strip()
+            versions.append((f"old ({short or old_rev})", export_tree(old_rev, Path(tmp))))
         versions.append((f"new ({c.git_commit()}, this tree)", c.REPO_ROOT))
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in versions}
         for n in range(args.rounds):

@@ -357,6 +357,13 @@ class LiveLoad:
         self.close()
 
 
+def sleep_until(t: float) -> None:
+    """Sleep until the wall clock reads `t` (epoch s); at once when it is past."""
+    delay = t - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def _record(r: list) -> RequestRecord:
     return RequestRecord(float(r[0]), float(r[1]), bool(r[2]), int(r[3] or 0), int(r[4]) if len(r) > 4 else 0)
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Union
 
 from pytest_mldeploy.checks.profiling import recommend as rec
 from pytest_mldeploy.checks.profiling.gates import ROUND_GATES, confirm_gates, evaluate_gates, stats_figures
-from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LoadRun, LocustLoad
+from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LoadRun, LocustLoad, sleep_until
 from pytest_mldeploy.checks.profiling.report import figures_of, write_reports
 from pytest_mldeploy.checks.profiling.result import ProfileResult, Verification
 from pytest_mldeploy.checks.profiling.sampling import Sample, Sampler, sampler_for
@@ -109,12 +109,6 @@ def host_cores(target: Any) -> Optional[float]:
         return float(len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return float(os.cpu_count() or 1)
-
-
-def _sleep_until(t: float) -> None:
-    delay = t - time.time()
-    if delay > 0:
-        time.sleep(delay)
 
 
 @dataclass
@@ -317,7 +311,7 @@ class _Profiler:
         end = begin
         while True:
             end = min(end + 1.0, begin + duration)
-            _sleep_until(end + 0.05)
+            sleep_until(end + 0.05)
             # a sample reads the second before it: the first one inside the phase is a second in
             window = [s for s in sampler.snapshot() if begin + 1.0 <= s.t <= end + 0.05]
             stability = self._stability(window, remaining=begin + duration - end, cores=cores)
@@ -370,7 +364,7 @@ class _Profiler:
         self.live.set_users(users)
         begin = time.time() + self.settings.settle_s
         end = begin + self.confirm_s
-        _sleep_until(end)
+        sleep_until(end)
         self.phases.append(("confirm", begin, end))
         return self._window(begin, end, users), split_rounds(self.live.records(), begin, end, self.round_s, users)
 

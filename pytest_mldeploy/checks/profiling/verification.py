@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from pytest_mldeploy.checks.profiling import noise
 from pytest_mldeploy.checks.profiling import recommend as rec
-from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LoadRun
+from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LoadRun, sleep_until
 from pytest_mldeploy.checks.profiling.result import DID_NOT_HOLD, HELD, INCONCLUSIVE, NOT_RUN, Attempt, Verification
 from pytest_mldeploy.checks.profiling.stats import split_rounds, summarize
 
@@ -189,7 +189,7 @@ class Verifier:
         comparison: Optional[noise.Comparison] = None
         try:
             for k in range(first + 1, first + 2 * max_pairs + 1):
-                _sleep_until(k * length)
+                sleep_until(k * length)
                 end = k * length
                 if k % 2:
                     try:
@@ -277,12 +277,6 @@ def _judge(attempt: Attempt, service: Any) -> None:
 def _by_round(records: list, start: float, end: float, length: float) -> list:
     """The records started in [start, end), each marked with its round's side (even: 0, odd: 1)."""
     return [dataclasses.replace(r, target=int(r.start // length) % 2) for r in records if start <= r.start < end]
-
-
-def _sleep_until(t: float) -> None:
-    delay = t - time.time()
-    if delay > 0:
-        time.sleep(delay)
 
 
 def _resources(cpu: float, memory_gb: float) -> Any:
