@@ -9,7 +9,8 @@ process with only that tree's `pytest_mldeploy` on its path, on a fresh copy of 
 Per version it reports the seconds per profile (`ProfileResult.elapsed_s`: the profile itself,
 not the deploy; median and range), how long the sweep, the steady phase and the verification
 took (medians), the recommendations, their spread, and whether they agree within one rounding
-step (0.1 core, 0.1 GB) as issue #13 asks. Writes `results/profile.json`.
+step (0.1 core, 0.1 GB) as issue #13 asks. Writes `results/profile.json` (`profile_docker.json`
+for `--target docker`).
 Run: `python benchmarks/bench_profile.py [--rounds 5] [--target process|docker] [--old-rev REV | --no-old]`.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
 NAME = "profile"
-TITLE = "Load profile of sklearn-diabetes: time per profile and recommendation spread, adaptive vs the fixed schedule"
+TITLE = "Load profile of sklearn-diabetes ({target} target): time per profile and recommendation spread, adaptive vs the fixed schedule"
 #: One rounding step of the recommendation (cores, GB): repeated profiles must agree within it.
 STEP = 0.1
 MARK = "MLDEPLOY_BENCH_PROFILE "
@@ -181,7 +182,7 @@ def main() -> int:
         "new: one live load, levels and steady phase end when decided, verification by docker update in place",
     ]
     c.report_and_save(
-        NAME, TITLE,
+        NAME if args.target == "process" else f"{NAME}_{args.target}", TITLE.format(target=args.target),
         ("version", "profiles", "s per profile median (min-max)", "sweep s", "steady s", "verify s",
          "CPU (cores) each", "memory (GB) each", "spread CPU / GB", "within one step", "verification"),
         rows, ratios, missing, notes, data={"target": args.target, "old_rev": old_rev, "versions": figures},
