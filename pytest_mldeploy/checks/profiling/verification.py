@@ -186,7 +186,6 @@ class Verifier:
         first += first % 2  # even rounds: the reference limits the container has now
         max_pairs = max(MIN_PAIRS, int(self.spec.duration_s // (2 * length)))
         start, end = first * length, first * length
-        comparison: Optional[noise.Comparison] = None
         try:
             for k in range(first + 1, first + 2 * max_pairs + 1):
                 sleep_until(k * length)
@@ -203,11 +202,9 @@ class Verifier:
                         attempt.inspected_cpu, attempt.inspected_memory_gb = switch.inspected()
                     continue
                 switch.restore()
-                if (k - first) // 2 >= MIN_PAIRS:
-                    live.wait_covered(end + 0.25)
-                    comparison = noise.compare_rounds(split_rounds(live.records(), start, end, length, users, alternating=True), self.spec.latency_objective_ms)
-                    if comparison.verdict in (noise.PASS, noise.FAIL):
-                        break
+                if (k - first) // 2 >= MIN_PAIRS and self._decided(start, end, length, users, deadline=(k + 1) * length - 0.15):
+                    break
+            live.wait_covered(end + 0.25)
         except Exception as exc:  # the load or the engine failed midway: a warning about the verification
             attempt.verdict = NOT_RUN
             attempt.problems.append(f"the in-place rounds could not run: {first_line(exc)}")
@@ -223,9 +220,20 @@ class Verifier:
         attempt.stats, attempt.reference = summarize([r for r in records if r.target == 1], start, end, users), summarize(
             [r for r in records if r.target == 0], start, end, users
         )  # fmt: skip
-        attempt.comparison = comparison or noise.compare_rounds(attempt.rounds, self.spec.latency_objective_ms)
+        attempt.comparison = noise.compare_rounds(attempt.rounds, self.spec.latency_objective_ms)
         _judge(attempt, self.service)
         return attempt
+
+    def _decided(self, start: float, end: float, length: float, users: int, deadline: float) -> bool:
+        """Whether the pairs of rounds in [start, end) already pass or clearly fail; False when their
+        requests are not all reported before `deadline` (the next switch of limits must not wait)."""
+        assert self.live is not None
+        while self.live.covered_until() < end + 0.25:
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+        rounds = split_rounds(self.live.records(), start, end, length, users, alternating=True)
+        return noise.compare_rounds(rounds, self.spec.latency_objective_ms).verdict in (noise.PASS, noise.FAIL)
 
     def _new_container(self, limits: rec.Recommendation, users: int, tried: int) -> Attempt:
         """Start a container under `limits` beside the running service and alternate the load between them."""
