@@ -38,7 +38,7 @@ class Attempt:
     comparison: Optional[noise.Comparison] = None
     #: How the service was put under the limits: "in place" (docker update) or "new container".
     method: str = ""
-    #: Why a second container was needed, when it was.
+    #: How the limits were applied, and why a second container was needed when it was.
     how: str = ""
 
     @property

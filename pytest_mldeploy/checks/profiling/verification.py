@@ -179,7 +179,7 @@ class Verifier:
         the engine refused the first update (nothing was learned: a second container is tried)."""
         assert self.live is not None
         live, length = self.live, self.round_s
-        attempt = Attempt(limits.cpu, limits.memory_gb, method=IN_PLACE)
+        attempt = Attempt(limits.cpu, limits.memory_gb, method=IN_PLACE, how="the running container's limits were switched in place (docker update) round by round")
         candidate = (limits.cpu, int(round(limits.memory_gb * rec.GIB)))
         self._say(f"profile: verifying under {limits.cpu:g} cores / {limits.memory_gb:g} GB (docker update in place, in alternating rounds)")
         first = math.ceil((time.time() + 0.1) / length)
