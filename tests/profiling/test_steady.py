@@ -37,6 +37,15 @@ def test_scattered_cpu_is_still_moving() -> None:
     assert stability.cpu_high - stability.cpu_low > 0.1 and "still moving" in stability.reason
 
 
+def test_a_wide_interval_is_not_settled_even_when_it_rounds_to_neighbouring_steps() -> None:
+    cpu = [0.30, 0.26, 0.33, 0.29, 0.36, 0.28, 0.31, 0.27]
+    stability = assess(list(range(8)), cpu, [150 * MIB] * 8, **SETTINGS)
+    # within one rounding step (0.4-0.5), but the p90 interval (0.30-0.36) is wider than 15 % of 0.36
+    assert (stability.cpu_low, stability.cpu_high) == (0.4, 0.5)
+    assert stability.cpu_p90_high - stability.cpu_p90_low > 0.15 * stability.cpu_p90_high
+    assert not stability.cpu_stable and not stability.stable
+
+
 def test_cpu_at_the_host_cap_cannot_move_further() -> None:
     cpu = [1.9, 2.0, 1.7, 2.0, 1.95, 1.8, 2.0, 1.85]
     stability = assess(list(range(8)), cpu, [150 * MIB] * 8, **SETTINGS)

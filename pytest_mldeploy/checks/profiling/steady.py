@@ -5,8 +5,11 @@ and ends as soon as the recommendation it feeds is settled (docs/profiling.md, "
 
 - **CPU**: the recommendation is p90 x (1 + margin), rounded up to 0.1 core. A bootstrap of the
   p90 over the per-second samples (seeded, so the same samples give the same answer) gives its
-  90 % interval; CPU is settled when the recommendations at both ends of that interval are at
-  most one rounding step apart (what repeated profiles must agree within).
+  90 % interval; CPU is settled when that interval is narrower than `CPU_REL_WIDTH` of its
+  upper end and the recommendations at both ends are at most one rounding step apart (what
+  repeated profiles must agree within). The width bound matters on a shared machine: a p90 of a
+  few noisy seconds can round to neighbouring steps and still be far from what the next profile
+  measures.
 - **memory**: the recommendation is the peak x (1 + margin), rounded up. Settled when the
   working set is not climbing: its trend (`recommend.memory_growth`) carried over the rest of
   `duration_s` would not move the recommendation, and it does not grow like a leak
@@ -27,6 +30,8 @@ from pytest_mldeploy.checks.profiling import recommend as rec
 MIN_SAMPLES = 6
 #: The CPU recommendation's interval may span this many rounding steps (0.1 core each).
 CPU_STEPS = 1
+#: ... and the p90's interval may be at most this wide, relative to its upper end.
+CPU_REL_WIDTH = 0.15
 BOOTSTRAP_RESAMPLES = 1000
 #: The bootstrap's interval: from the 5th to the 95th percentile of the resampled p90s.
 INTERVAL = (5.0, 95.0)
@@ -112,7 +117,8 @@ def assess(
     memory_later = rec.memory_for(peak_gb + rise_gb, margin, min_memory_gb)
     climbing = growth.leak
     enough = n >= MIN_SAMPLES
-    cpu_stable = enough and cpu_high - cpu_low <= CPU_STEPS * 0.1 + 1e-9
+    narrow = high <= 0 or (high - low) <= CPU_REL_WIDTH * high
+    cpu_stable = enough and narrow and cpu_high - cpu_low <= CPU_STEPS * 0.1 + 1e-9
     memory_stable = enough and memory_later == memory_now and not climbing
     if not enough:
         reason = f"{n} of the {MIN_SAMPLES} samples needed"
