@@ -43,7 +43,8 @@ from .base_image import (
 )
 from .hashing import file_sha256
 from .registry import Registry
-from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
+from .server_copy import copy_server
+from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, wheelhouse_digest
 
 Progress = Optional[Callable[[str], None]]
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
@@ -339,10 +340,8 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
             shutil.copy2(item, out / "wheels" / item.name)
     (out / "server").mkdir()
     server = servers.server_of(deployment)
-    for rel, path in server_files() if server == servers.MLDEPLOY else ():
-        target = out / "server" / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    if server == servers.MLDEPLOY:
+        copy_server(out / "server")
     normalise_tree(out)
 
     labels = {

@@ -214,13 +214,16 @@ class DockerTarget(Target):
         name: Optional[str] = None,
         wait: bool = True,
         keep: bool = False,
+        image: Optional[str] = None,
     ) -> Service:
+        """See `Target.deploy`; `image` runs that image (one built earlier, `mldeploy compare image:TAG`)
+        instead of building the deployment's."""
         from pytest_mldeploy.core.image import build_image
 
         self.prepare()
         service_name = name or deployment.name
         registry = registry or Registry.for_project(project)
-        built = build_image(deployment, project, registry, progress=self._build_progress)
+        tag = image or build_image(deployment, project, registry, progress=self._build_progress).tag
         limits = effective_resources(deployment, resources)
         keys = list(deployment.auth.keys) if deployment.auth.enabled else []
         memory = memory_limit_bytes(limits)
@@ -237,14 +240,14 @@ class DockerTarget(Target):
             env[contract.AUTH_KEYS_VAR] = ",".join(keys)
         container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
         host_port = port  # a free port unless the caller fixes one (see common.serving_port)
-        container, testcontainer = self._start(built.tag, container_name, env, host_port, options, keep)
+        container, testcontainer = self._start(tag, container_name, env, host_port, options, keep)
         service = DockerService(
             service_name,
             _base_url(container),
             container,
             keys=keys,
             resources=limits,
-            image=built.tag,
+            image=tag,
             memory_limit=memory,
             testcontainer=testcontainer,
         )
