@@ -193,6 +193,8 @@ def _git(args: list[str], cwd: Path) -> str:
 
 def _resolve_git(role: str, spec: str, project: Optional[Project], other: Optional[Side], stack: ExitStack,
                  progress: Callable[[str], None]) -> Side:
+    if project is None and other is not None and other.kind == "v2":
+        project = other.project  # a folder of v2 files: the other side's file, as committed at REV
     if project is None:
         raise ConfigError(f"{role} {spec!r}: a git: side needs the project's mldeploy.yaml (run inside the repository or pass --config)")
     rest = spec[len(GIT_PREFIX):]

@@ -165,3 +165,22 @@ def test_a_v2_neighbour_of_a_deployment_the_project_names_is_a_side(tmp_path: Pa
     assert (candidate.kind, candidate.deployment.name) == ("v2", "green")
     with ExitStack() as stack, pytest.raises(ConfigError, match="nor an Azure ML v2 deployment .*git:REV, or image:TAG"):
         resolve_sides("prod", "purple", config=sample / "mldeploy.yaml", stack=stack)
+
+
+def test_git_side_in_a_folder_of_v2_files_takes_the_other_sides_file(safe_rollout: Path, tmp_path: Path, monkeypatch) -> None:
+    # Azure's layout has no mldeploy.yaml: `git:main green` checks green-deployment.yml out as it was at main.
+    from contextlib import ExitStack
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    root = tmp_path / "cli"
+    shutil.copytree(safe_rollout.parents[2], root)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "blue and green")
+    monkeypatch.chdir(root / safe_rollout.relative_to(safe_rollout.parents[2]))
+    with ExitStack() as stack:
+        baseline, candidate = resolve_sides("git:main", "green", config=None, stack=stack)
+        assert (baseline.kind, baseline.deployment.name, candidate.kind) == ("git", "green", "v2")
+        assert baseline.project.config_path.name == "green-deployment.yml"
+    assert "mldeploy-compare-git" not in _git(root, "worktree", "list")
