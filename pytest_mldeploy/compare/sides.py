@@ -172,8 +172,27 @@ def _image_deployment(ref: str) -> Optional[str]:
     return labels.get(DEPLOYMENT_LABEL) or ""
 
 
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers a ping (an image side cannot be found, nor run, without one)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+    except Exception:  # noqa: BLE001 - no docker package or no engine configured
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - engine down
+        return False
+    finally:
+        client.close()
+
+
 def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project]) -> Side:
     label = _image_deployment(ref)
+    if label is None and not _docker_answers():
+        raise ConfigError(f"{role} {spec!r}: an image side runs on Docker, and no Docker engine answers; "
+                          "start one (or set DOCKER_HOST), or compare deployments on the process target instead")
     if label is None:
         raise ConfigError(f"{role} {spec!r}: Docker has no image {ref!r}; list them with `docker images 'mldeploy/*'` "
                           "(build one with `mldeploy package DEPLOYMENT`)")

@@ -184,3 +184,11 @@ def test_git_side_in_a_folder_of_v2_files_takes_the_other_sides_file(safe_rollou
         assert (baseline.kind, baseline.deployment.name, candidate.kind) == ("git", "green", "v2")
         assert baseline.project.config_path.name == "green-deployment.yml"
     assert "mldeploy-compare-git" not in _git(root, "worktree", "list")
+
+
+def test_image_side_without_a_docker_engine_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "image:mldeploy/none:1", "image:mldeploy/none:2"]) == 2
+    err = capsys.readouterr().err
+    assert "no Docker engine answers" in err and "Traceback" not in err
