@@ -259,6 +259,11 @@ def _revision_and_name(rest: str, top: Path) -> tuple[str, Optional[str]]:
                               capture_output=True, text=True)
         if done.returncode == 0:
             return done.stdout.strip(), name
+    remote = subprocess.run(["git", "for-each-ref", "--format=%(refname:short)", f"refs/remotes/*/{rest}"], cwd=top,
+                            capture_output=True, text=True).stdout.split()
+    if remote:  # a fresh clone has origin/main but no local main
+        raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}, but {remote[0]!r} is: "
+                          f"write git:{remote[0]}, or make the branch with `git branch {rest} {remote[0]}`")
     raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}; try git:main or git:HEAD~1. "
                       "A CI checkout is shallow and has no local branch but its own: fetch the base branch first, e.g. "
                       "`git fetch --no-tags --depth=1 origin +refs/heads/main:refs/heads/main` (docs/ci.md)")

@@ -192,3 +192,18 @@ def test_image_side_without_a_docker_engine_says_so(tmp_path: Path, monkeypatch,
     assert main(["compare", "image:mldeploy/none:1", "image:mldeploy/none:2"]) == 2
     err = capsys.readouterr().err
     assert "no Docker engine answers" in err and "Traceback" not in err
+
+
+def test_a_branch_only_the_remote_has_is_suggested_as_its_remote_name(tmp_path: Path) -> None:
+    # A fresh clone of a feature branch has origin/main but no local main.
+    from pytest_mldeploy.compare.sides import _revision_and_name
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    _git(origin, "init", "-q", "-b", "main")
+    _git(origin, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "one")
+    _git(tmp_path, "clone", "-q", str(origin), "clone")
+    _git(tmp_path / "clone", "branch", "-q", "-m", "main", "feature")
+    with pytest.raises(ConfigError, match="but 'origin/main' is: write git:origin/main"):
+        _revision_and_name("main", tmp_path / "clone")
+    assert _revision_and_name("origin/main", tmp_path / "clone")[1] is None
