@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from .. import __version__
 from ..errors import BuildError
@@ -326,7 +326,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         if not models:
             (out / "app" / _MODELS_DIR).mkdir(parents=True, exist_ok=True)
         (out / "app").mkdir(exist_ok=True)
-        env = dict(layout.relocated(df.APP_ROOT).server_env())
+        env = layout.relocated(df.APP_ROOT)
         # Keys are secrets and may be generated per run: the target passes them at start, never the image.
         env.pop(AUTH_KEYS_VARIABLE, None)
     finally:
@@ -520,45 +520,3 @@ def _remove_quietly(client, image_ids: Sequence[str]) -> None:
             client.images.remove(image_id, noprune=True)
         except docker.errors.APIError:
             pass
-
-
-def remove_deployment_images(deployment_name: str, *, client=None, keep: Iterable[str] = ()) -> list[str]:
-    """Delete this deployment's service images (except tags in `keep`) and their dangling build stages.
-
-    Returns the removed tags. Base images are never touched.
-    """
-    from .base_image import _docker_client
-
-    client = _docker_client(client)
-    keep = set(keep)
-    removed = []
-    for image in client.images.list(name=image_repository(deployment_name)):
-        for tag in image.tags:
-            if tag not in keep:
-                client.images.remove(tag, noprune=False)
-                removed.append(tag)
-    client.images.prune(filters={"dangling": True, "label": f"mldeploy.deployment={deployment_name}"})
-    return removed
-
-
-def prune_deployment_images(deployment_name: str, *, keep_last: int = 1, client=None) -> list[str]:
-    """Remove all but the newest `keep_last` images of a deployment, sparing any a container uses.
-
-    Images are content-addressed caches: an old one is rebuilt on demand when its inputs return.
-    Returns the removed tags.
-    """
-    from .base_image import _docker_client
-
-    client = _docker_client(client)
-    in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
-    images = sorted(client.images.list(name=image_repository(deployment_name)),
-                    key=lambda image: image.attrs.get("Created", ""), reverse=True)
-    removed = []
-    for image in images[max(keep_last, 0):]:
-        if image.id in in_use:
-            continue
-        for tag in image.tags:
-            client.images.remove(tag, noprune=False)
-            removed.append(tag)
-    return removed
-

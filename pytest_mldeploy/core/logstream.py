@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Optional
 
+from pytest_mldeploy.core.docker_client import docker_client
+
 _POLL_S = 0.2
 _CHUNK = 64 * 1024
 
@@ -81,18 +83,14 @@ def tee_chunks(chunks: Iterable[bytes], path: Path, out: IO[str]) -> LogStream:
 
 def follow_container(container_id: str, path: Path, out: IO[str], client: Optional[Any] = None) -> LogStream:
     """Stream container `container_id`'s log (from its start) into `path` and `out` until the container stops."""
-    import docker
-
-    client = client or docker.from_env()
+    client = client or docker_client()
     container = client.containers.get(container_id)
     return tee_chunks(container.logs(stdout=True, stderr=True, stream=True, follow=True), path, out)
 
 
 
 def _container(container_id: str, client: Optional[Any]) -> Any:
-    import docker
-
-    return (client or docker.from_env()).containers.get(container_id)
+    return (client or docker_client()).containers.get(container_id)
 
 
 def stop_container(container_id: str, grace_s: float = 10.0, client: Optional[Any] = None) -> None:

@@ -17,7 +17,7 @@ import requests
 
 from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG, ensure_base_image
 from pytest_mldeploy.core.config import load_project
-from pytest_mldeploy.core.image import remove_deployment_images
+from pytest_mldeploy.core.image_prune import remove_deployment_images
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import ServiceState
 from pytest_mldeploy.core.targets.docker import DockerTarget

@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
+from pytest_mldeploy.core.docker_client import EXIT_TIMEOUT_S, docker_client
+
 log = logging.getLogger(__name__)
 
 LABEL_MANAGED = "mldeploy.managed"
@@ -135,9 +137,7 @@ def cleanup_run(run_id: Optional[str] = None, client: Any = None) -> list[str]:
     own_client = client is None
     try:
         if own_client:
-            import docker
-
-            client = docker.from_env(timeout=10)
+            client = docker_client(EXIT_TIMEOUT_S)
         removed = []
         for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"}):
             if (container.labels or {}).get(LABEL_KEEP) == "true":

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional
 
+from pytest_mldeploy.core.docker_client import docker_client
+
 _PULL_TIMEOUT_S = 10.0
 
 _decided: Optional[bool] = None
@@ -37,13 +39,11 @@ def _image_present(client: Any, image: str) -> bool:
 
 def _pull_within(image: str, timeout: float) -> Optional[str]:
     """Pull `image` with a time limit; None when it worked, else why not."""
-    import docker
-
     outcome: dict[str, Optional[str]] = {"error": "the pull did not finish within the timeout"}
 
     def pull() -> None:
         try:
-            client = docker.from_env(timeout=int(timeout))
+            client = docker_client(timeout)
             try:
                 repository, _, tag = image.rpartition(":")
                 client.images.pull(repository, tag=tag or "latest")
