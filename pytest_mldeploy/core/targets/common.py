@@ -1,4 +1,4 @@
-"""What both targets need the same way around a server: its port inside an image, the keys' variable, host ports."""
+"""What both targets need the same way around a server: host ports."""
 from __future__ import annotations
 
 import socket
@@ -6,11 +6,6 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.config import Deployment
-
-#: The port the scoring server listens on inside a service image.
-CONTAINER_PORT = 5001
-#: The environment variable the scoring server reads its accepted keys from (comma-separated).
-AUTH_KEYS_ENV = "MLDEPLOY_AUTH_KEYS"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -18,16 +18,16 @@ from pytest_mldeploy.core.docker_client import API_TIMEOUT_S, EXIT_TIMEOUT_S, PI
 from pytest_mldeploy.core.service import Service
 from pytest_mldeploy.core.service_state import ServiceState, StateReading, reading_from_inspect
 from pytest_mldeploy.core.targets import Launch, Target, cleanup
-from pytest_mldeploy.core.targets.common import AUTH_KEYS_ENV, CONTAINER_PORT
 from pytest_mldeploy.core.targets.ryuk import configure_ryuk
 from pytest_mldeploy.errors import ServiceError
+from pytest_mldeploy.server import contract
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
     from testcontainers.core.container import DockerContainer
 
-_PORT_KEY = f"{CONTAINER_PORT}/tcp"
+_PORT_KEY = f"{contract.DEFAULT_PORT}/tcp"
 
 _counter = itertools.count(1)
 _swept = False
@@ -206,7 +206,7 @@ class DockerTarget(Target):
             "memswap_limit": limits.memory_bytes,
             "nano_cpus": self._within_engine(limits.nano_cpus, launch.name),
         }
-        env = {AUTH_KEYS_ENV: ",".join(launch.keys)} if launch.keys else {}
+        env = {contract.AUTH_KEYS_VAR: ",".join(launch.keys)} if launch.keys else {}
         container_name = container_name_for(launch.name, cleanup.RUN_ID, next(_counter))
         container, testcontainer = self._run_container(built.tag, container_name, env, launch.port, options, launch.keep)
         return DockerService(
@@ -290,7 +290,7 @@ def docker_service_from_container(container_id: str, client: Optional["DockerCli
         raise ServiceError(f"container '{container.name}' was not started by pytest-mldeploy (no mldeploy.managed label)")
     attrs = container.attrs
     env = dict(item.split("=", 1) for item in (attrs.get("Config", {}).get("Env") or []) if "=" in item)
-    keys = [k for k in env.get(AUTH_KEYS_ENV, "").split(",") if k]
+    keys = [k for k in env.get(contract.AUTH_KEYS_VAR, "").split(",") if k]
     service = DockerService(
         labels.get(cleanup.LABEL_DEPLOYMENT) or container.name,
         _base_url(container),

@@ -23,7 +23,8 @@ from pytest_mldeploy.core import servers
 from pytest_mldeploy.core.service import Service, tail_lines
 from pytest_mldeploy.core.service_state import StateReading, reading_from_exit
 from pytest_mldeploy.core.targets import Launch, Target, cleanup
-from pytest_mldeploy.core.targets.common import AUTH_KEYS_ENV, free_port
+from pytest_mldeploy.core.targets.common import free_port
+from pytest_mldeploy.server import contract
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.config import Deployment, Resources
@@ -196,15 +197,15 @@ def _server_env(layout_env: dict[str, str], keys: list[str]) -> dict[str, str]:
     env.update({k: str(v) for k, v in layout_env.items()})
     env["PYTHONUNBUFFERED"] = "1"
     if keys:
-        env[AUTH_KEYS_ENV] = ",".join(keys)
+        env[contract.AUTH_KEYS_VAR] = ",".join(keys)
     else:
-        env.pop(AUTH_KEYS_ENV, None)
+        env.pop(contract.AUTH_KEYS_VAR, None)
     return env
 
 
 def _working_directory(env: dict[str, str], workdir: Path) -> str:
     """Azure ML runs the entry script from the app root, the parent of the source directory; so do we."""
-    return env.get("AML_APP_ROOT") or str(workdir)
+    return env.get(contract.APP_ROOT_VAR) or str(workdir)
 
 
 def _interpreter_for(deployment: "Deployment") -> str:
