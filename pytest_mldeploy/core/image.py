@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence, Union
 
 from .. import __version__
 from ..errors import BuildError
@@ -44,6 +44,12 @@ from .base_image import (
 from .hashing import file_sha256
 from .registry import Registry
 from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from .config import Deployment, Project
+    from .registry import RegisteredModel
 
 Progress = Optional[Callable[[str], None]]
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
@@ -84,18 +90,18 @@ def image_tag(deployment_name: str, inputs_hash: str) -> str:
     return f"{image_repository(deployment_name)}:{inputs_hash[:16]}"
 
 
-def resolve_base_tag(deployment, project, base_image: Optional[str] = None) -> str:
+def resolve_base_tag(deployment: "Deployment", project: "Project", base_image: Optional[str] = None) -> str:
     """Which base image to use: the argument, else MLDEPLOY_BASE_IMAGE, else the deployment's, else the project's."""
     return (
         base_image
         or os.environ.get("MLDEPLOY_BASE_IMAGE")
-        or getattr(deployment, "base_image", None)
-        or getattr(project, "base_image", None)
+        or deployment.base_image
+        or project.base_image
         or DEFAULT_BASE_IMAGE
     )
 
 
-def base_request(deployment, project, base_image: Optional[str] = None) -> tuple[str, Optional[str]]:
+def base_request(deployment: "Deployment", project: "Project", base_image: Optional[str] = None) -> tuple[str, Optional[str]]:
     """(tag, who asked for it) per `resolve_base_tag`; who is None when nobody did (mldeploy's default).
 
     An Azure curated image (`mcr.microsoft.com/azureml/...`, what the SDK writes into every
@@ -108,22 +114,22 @@ def base_request(deployment, project, base_image: Optional[str] = None) -> tuple
         source = "MLDEPLOY_BASE_IMAGE"
     else:
         # load_project records who set it; a deployment made otherwise counts as set unless it is the default.
-        source = getattr(deployment, "base_image_source", None) or (None if tag == DEFAULT_BASE_IMAGE else "base_image")
+        source = deployment.base_image_source or (None if tag == DEFAULT_BASE_IMAGE else "base_image")
     return tag, (None if is_azure_curated(tag) else source)
-
-
-def _python_pin(deployment):
-    environment = getattr(deployment, "environment", None)
-    if hasattr(environment, "python_pin"):
-        return environment.python_pin()
-    return None
 
 
 _BASE_NOTICES: set[str] = set()
 """Base image notices this process has already shown."""
 
 
-def choose_base(deployment, project, base_image: Optional[str] = None, *, client=None, progress: Progress = None) -> BaseImage:
+def choose_base(
+    deployment: "Deployment",
+    project: "Project",
+    base_image: Optional[str] = None,
+    *,
+    client: Optional["DockerClient"] = None,
+    progress: Progress = None,
+) -> BaseImage:
     """The base image to build `deployment` on, saying in one line when it is not the one asked for.
 
     A base someone named (argument, MLDEPLOY_BASE_IMAGE, `base_image:`) is used as is. Otherwise
@@ -139,9 +145,9 @@ def choose_base(deployment, project, base_image: Optional[str] = None, *, client
             _BASE_NOTICES.add(message)
             said(message)
 
-    pin = _python_pin(deployment)
+    pin = deployment.environment.python_pin()
     tag, source = base_request(deployment, project, base_image)
-    name = getattr(deployment, "name", "?")
+    name = deployment.name
     lead = ""
     if is_azure_curated(tag):
         lead = f"deployment {name}: base image {tag} is Azure's curated image (conda, not built here), mapped to mldeploy's base for Python {pin.version if pin else DEFAULT_PYTHON}; "
@@ -186,12 +192,12 @@ def choose_base(deployment, project, base_image: Optional[str] = None, *, client
     return offline
 
 
-def check_python_pin(deployment, base: BaseImage, chosen: str, say: Callable[[str], None]) -> None:
+def check_python_pin(deployment: "Deployment", base: BaseImage, chosen: str, say: Callable[[str], None]) -> None:
     """Refuse a strict pin (`environment.python`) the base does not have; say so for a conda pin."""
-    pin = _python_pin(deployment)
+    pin = deployment.environment.python_pin()
     if pin is None or pin.version == base.python_version:
         return
-    name = getattr(deployment, "name", "?")
+    name = deployment.name
     if pin.strict:
         raise BuildError(
             f"deployment {name}: environment.python is {pin.version} but base image {base.tag} has Python "
@@ -265,18 +271,18 @@ def _copy_filtered(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def _model_labels(models: Sequence) -> dict[str, str]:
+def _model_labels(models: Sequence["RegisteredModel"]) -> dict[str, str]:
     listed = ",".join(f"{m.name}:{m.version}" for m in sorted(models, key=lambda m: (m.name, str(m.version))))
     return {"mldeploy.models": listed} if listed else {}
 
 
 def write_build_context(
-    deployment,
-    project,
-    out_dir,
-    registry=None,
+    deployment: "Deployment",
+    project: "Project",
+    out_dir: Union[str, Path],
+    registry: Optional[Registry] = None,
     *,
-    client=None,
+    client: Optional["DockerClient"] = None,
     base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> Path:
@@ -290,13 +296,23 @@ def write_build_context(
     return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress, link=False).path
 
 
-def _prepare_context(deployment, project, out: Path, registry, client, base_image, progress, *, link: bool) -> BuildContext:
+def _prepare_context(
+    deployment: "Deployment",
+    project: "Project",
+    out: Path,
+    registry: Optional[Registry],
+    client: Optional["DockerClient"],
+    base_image: Union[str, BaseImage, None],
+    progress: Progress,
+    *,
+    link: bool,
+) -> BuildContext:
     """Write the context; `link` hard-links the wheels from the cache (only for throw-away contexts)."""
     say = progress or (lambda _msg: None)
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"build context {out}: the folder is not empty; give a new or empty folder")
-    for notice in getattr(deployment.environment, "notices", lambda: [])():
+    for notice in deployment.environment.notices():
         say(notice)
     if isinstance(base_image, BaseImage):
         base = base_image
@@ -370,22 +386,22 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     return BuildContext(path=out, inputs_hash=digest, tag=image_tag(deployment.name, digest), base=base)
 
 
-def _wheelhouse(deployment, base: BaseImage) -> Path:
+def _wheelhouse(deployment: "Deployment", base: BaseImage) -> Path:
     """The deployment's wheelhouse for the base's Python; a failure names the conda pin and the Python it came from."""
     environment = deployment.environment
-    origins = getattr(environment, "origins", lambda: {})()
+    origins = environment.origins()
     try:
         return ensure_wheelhouse(servers.requirements_for(deployment), base.python_version, base.manylinux_platforms,
                                  binary_only=list(origins))
     except UnresolvableRequirement as exc:
-        pin = _python_pin(deployment)
+        pin = deployment.environment.python_pin()
         other_python = pin is not None and pin.version != base.python_version
         origin = next((o for line, o in origins.items() if _same_project(line, exc.requirement)), None)
         if origin is None and not other_python:
             raise  # a typo or a pip-section pin: pip's own words say it best
         what = f"{exc.requirement} ({origin})" if origin else exc.requirement
         written_for, other_base = "", ""
-        if other_python:
+        if pin is not None and other_python:
             written_for = f"; the environment was written for Python {pin.version} ({pin.source})"
             other_base = f", or build on a Python {pin.version} base ({python_base_tag(pin.version)} where a registry answers)"
         raise BuildError(
@@ -411,11 +427,11 @@ def _loosened(requirement: str) -> str:
 
 
 def build_image(
-    deployment,
-    project,
-    registry=None,
+    deployment: "Deployment",
+    project: "Project",
+    registry: Optional[Registry] = None,
     *,
-    client=None,
+    client: Optional["DockerClient"] = None,
     base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> BuiltImage:
@@ -447,7 +463,7 @@ def build_image(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _existing_image(client, tag: str, digest: str) -> Optional[str]:
+def _existing_image(client: "DockerClient", tag: str, digest: str) -> Optional[str]:
     import docker
 
     try:
@@ -463,7 +479,7 @@ _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def docker_build(client, context: Path, tag: str, *, progress: Progress = None) -> str:
+def docker_build(client: "DockerClient", context: Path, tag: str, *, progress: Progress = None) -> str:
     """Build `context` as `tag` with the classic builder; return the image id.
 
     A failure raises `BuildError` with the failing step's instruction and the last log lines,
@@ -510,7 +526,7 @@ def docker_build(client, context: Path, tag: str, *, progress: Progress = None) 
     return image_id
 
 
-def _remove_quietly(client, image_ids: Sequence[str]) -> None:
+def _remove_quietly(client: "DockerClient", image_ids: Sequence[str]) -> None:
     """Remove images newest first; one still used (as another build's cache parent) stays."""
     import docker
 
