@@ -147,7 +147,7 @@ class DockerTarget(Target):
 
     def available(self) -> bool:
         try:
-            import docker
+            import docker  # noqa: F401  (is the package there at all?)
         except ImportError:
             self.unavailable_reason = "the docker package is not installed (pip install docker testcontainers)"
             return False
