@@ -18,13 +18,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract
 
 # Keys of a deployment in mldeploy.yaml that each Azure file replaces (always, whether or not the file sets them).
 INFERENCE_CONFIG_REPLACES = ("entry_script", "source_directory", "environment")
 DEPLOYMENT_CONFIG_REPLACES = ("resources", "auth", "port")
 
 # Service settings Azure users put in environmentVariables; mldeploy has keys for them.
-_ENV_TO_KEY = {"WORKER_COUNT": "workers", "SCORING_TIMEOUT_MS": "scoring_timeout_ms", "CORS_ORIGINS": "cors_origins"}
+_ENV_TO_KEY = {contract.WORKER_COUNT_VAR: "workers", contract.SCORING_TIMEOUT_MS_VAR: "scoring_timeout_ms",
+               contract.CORS_ORIGINS_VAR: "cors_origins"}
 
 
 class _AzureModel(BaseModel):

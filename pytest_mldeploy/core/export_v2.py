@@ -22,6 +22,7 @@ import yaml
 
 from pytest_mldeploy.core import azure_v2, azure_vm_sizes
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract
 
 #: The image Azure's v2 samples build conda environments on (a curated base; mapped to ours locally).
 DEFAULT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -130,9 +131,9 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
     body["environment"] = {"conda_file": conda_path.name, "image": _image(deployment)}
     variables = dict(deployment.environment.variables)
     if deployment.workers != 1:
-        variables["WORKER_COUNT"] = str(deployment.workers)
+        variables[contract.WORKER_COUNT_VAR] = str(deployment.workers)
     if deployment.cors_origins:
-        variables["CORS_ORIGINS"] = ",".join(deployment.cors_origins)
+        variables[contract.CORS_ORIGINS_VAR] = ",".join(deployment.cors_origins)
     if variables:
         body["environment_variables"] = variables
     body["instance_type"] = instance_type

@@ -31,7 +31,8 @@ from .base_choice import check_python_pin, choose_base
 from .base_image import BaseImage, Progress, python_base_tag, source_date_epoch
 from .hashing import file_sha256
 from .registry import Registry
-from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
+from .server_copy import copy_server
+from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, wheelhouse_digest
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -223,10 +224,8 @@ def _prepare_context(
             shutil.copy2(item, out / "wheels" / item.name)
     (out / "server").mkdir()
     server = servers.server_of(deployment)
-    for rel, path in server_files() if server == servers.MLDEPLOY else ():
-        target = out / "server" / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    if server == servers.MLDEPLOY:
+        copy_server(out / "server")
     normalise_tree(out)
 
     labels = {

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
-from pytest_mldeploy.core import base_choice, image
+from pytest_mldeploy.core import base_choice, image, server_copy
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.environment import server_requirements
@@ -228,6 +228,15 @@ def test_context_holds_everything_a_plain_docker_build_needs(project_dir, tmp_pa
     assert f'org.opencontainers.image.base.digest="{BASE.id}"' in text
     assert 'mldeploy.built-by="pytest-mldeploy ' in text
     assert {int(p.stat().st_mtime) for p in context.rglob("*")} == {image.source_date_epoch()}
+
+
+def test_context_copies_only_what_the_server_needs(project_dir, tmp_path):
+    context = _context(project_dir, tmp_path / "ctx")
+    copied = {p.relative_to(context / "server").as_posix(): p.read_bytes()
+              for p in (context / "server").rglob("*") if p.is_file()}
+    assert copied == dict(server_copy.server_files())
+    assert copied["pytest_mldeploy/__init__.py"] == server_copy.package_stub()
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied if rel != "pytest_mldeploy/__init__.py")
 
 
 def test_context_hash_is_stable_for_the_same_inputs(project_dir, tmp_path):
