@@ -250,6 +250,22 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.compare import format_summary, run_compare
+    from pytest_mldeploy.compare.publish import publish_markdown
+
+    out = Path(args.out or "mldeploy-report/compare")
+    _stop_on_sigterm()  # a stop mid-comparison deletes both services and any git worktree
+    result = run_compare(args.baseline, args.candidate, config=Path(args.config) if args.config else None,
+                         target=args.target, out=out, requests=Path(args.requests) if args.requests else None, progress=_say)
+    data = result.to_dict()
+    print(format_summary(data))
+    print(f"compare_json: {result.json_path}")
+    if publish_markdown(data, Path(args.markdown) if args.markdown else None):
+        print(f"compare_markdown: {args.markdown}")
+    return 0 if result.passed else 1
+
+
 def cmd_base_image(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import base_image
 
@@ -421,6 +437,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
     p.add_argument("--examples", type=int, default=20, help="schema-valid requests drawn by Hypothesis (default 20)")
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed, for the same requests every run (default 0)")
+
+    p = command("compare", cmd_compare, "Deploy BASELINE and CANDIDATE side by side, send both the same requests and "
+                                        "compare answers, contract, speed and input sensitivity; exit 1 when a gate fails.")
+    sides = ("a deployment of the project, a v2 deployment name or file (blue/green), git:REV[:NAME], "
+             "or image:TAG (an image built earlier)")
+    p.add_argument("baseline", metavar="BASELINE", help=f"what serves today: {sides}")
+    p.add_argument("candidate", metavar="CANDIDATE", help=f"what would replace it: {sides}")
+    p.add_argument("--config", metavar="PATH", help="mldeploy.yaml or an Azure ML v2 deployment YAML (default: searched upward, "
+                                                    "else the v2 deployment files of this folder)")
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
+    p.add_argument("--out", metavar="DIR", help="where compare.json goes (default: mldeploy-report/compare)")
+    p.add_argument("--requests", metavar="PATH", help="more requests to send both: a file of JSON bodies (one a line), one "
+                                                      ".json request (Azure's sample-request.json), a folder or a .http file")
+    p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull-request comment "
+                                                      "(appended to $GITHUB_STEP_SUMMARY whenever that is set)")
 
     p = command("export", cmd_export, "Write a deployment as Azure ML v2 online endpoint and deployment YAML.")
     p.add_argument("format", choices=["azureml-v2"], help="what to write (azureml-v2: managed online endpoint YAML)")

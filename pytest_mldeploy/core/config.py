@@ -33,6 +33,7 @@ from pydantic import (
 from pytest_mldeploy.core import azure_config, azure_v2, nocode
 from pytest_mldeploy.core import conda as conda_env
 from pytest_mldeploy.core.base_image import is_azure_curated
+from pytest_mldeploy.core.compare_spec import CompareSpec
 from pytest_mldeploy.errors import ConfigError
 from pytest_mldeploy.server import contract
 
@@ -716,6 +717,8 @@ class Project:
     registry_dir: Path
     base_image: str
     deployments: Dict[str, Deployment] = field(default_factory=dict)
+    #: `compare:` (how `mldeploy compare` judges a candidate; core/compare_spec.py).
+    compare: CompareSpec = field(default_factory=CompareSpec)
 
     def deployment(self, name: str) -> Deployment:
         """The deployment called `name`, or a `ConfigError` listing the ones there are."""
@@ -735,6 +738,7 @@ class _ProjectFile(_Strict):
     allowed_outside_paths: List[str] = []
     base_image: Optional[str] = None
     defaults: Dict[str, Any] = {}
+    compare: CompareSpec = Field(default_factory=CompareSpec)
 
 
 def find_config(start: Optional[Path] = None) -> Path:
@@ -797,7 +801,8 @@ def load_project(path: Union[str, Path, None] = None) -> Project:
     project_image = env_image or top.base_image or DEFAULT_BASE_IMAGE
     for name, deployment in deployments.items():
         _choose_base_image(deployment, name, env_image, top.base_image)
-    return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments)
+    return Project(config_path=config, root=root, registry_dir=registry, base_image=project_image, deployments=deployments,
+                   compare=top.compare)
 
 
 def _choose_base_image(deployment: Deployment, name: str, env_image: Optional[str], top_image: Optional[str]) -> None:

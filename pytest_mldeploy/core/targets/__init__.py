@@ -41,6 +41,8 @@ class Launch:
     keep: bool
     #: Where the server's output is kept (the process target; a container keeps its own log).
     log_path: Optional[Path]
+    #: An image built earlier to run instead of building the deployment's (Docker target only).
+    image: Optional[str]
 
 
 class Target(ABC):
@@ -71,6 +73,7 @@ class Target(ABC):
         wait: bool = True,
         keep: bool = False,
         log_path: Optional[Path] = None,
+        image: Optional[str] = None,
     ) -> Service:
         """Start `deployment` and return its service (Healthy when `wait`, else still starting).
 
@@ -79,7 +82,9 @@ class Target(ABC):
         used here: `mldeploy serve`/`deploy` pass it through `common.serving_port`); `name` overrides the service name;
         `keep` leaves the service running after this process exits (`mldeploy deploy`);
         `log_path` is where the process target appends the server's output, kept after the service
-        stops (by default a file removed with the service; Docker keeps a container's log itself).
+        stops (by default a file removed with the service; Docker keeps a container's log itself);
+        `image` runs that image, built earlier (`mldeploy compare image:TAG`), instead of building the
+        deployment's (Docker target only).
         With `wait`, a service that does not reach Healthy is deleted and `ServiceError` raised
         with its state, reason and log tail.
         """
@@ -96,6 +101,7 @@ class Target(ABC):
                 port=port,
                 keep=keep,
                 log_path=log_path,
+                image=image,
             )
         )
         if wait:

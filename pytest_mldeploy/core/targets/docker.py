@@ -191,14 +191,15 @@ class DockerTarget(Target):
             self.notice(f"mldeploy: {line}")
 
     def _start(self, launch: Launch) -> Service:
-        """Build (or reuse) the deployment's image and start a container of it under the launch's limits.
+        """Start a container of the deployment's image (built, or reused, here; or `launch.image`, built
+        earlier) under the launch's limits.
 
         The image already holds the deployment's environment variables; only the keys are passed at start.
         """
         from pytest_mldeploy.core.image import build_image
 
         self.prepare()
-        built = build_image(launch.deployment, launch.project, launch.registry, progress=self._build_progress)
+        tag = launch.image or build_image(launch.deployment, launch.project, launch.registry, progress=self._build_progress).tag
         limits = launch.resources
         options: dict[str, Any] = {
             "labels": cleanup.owner_labels(launch.name, keep=launch.keep),
@@ -208,14 +209,14 @@ class DockerTarget(Target):
         }
         env = {contract.AUTH_KEYS_VAR: ",".join(launch.keys)} if launch.keys else {}
         container_name = container_name_for(launch.name, cleanup.RUN_ID, next(_counter))
-        container, testcontainer = self._run_container(built.tag, container_name, env, launch.port, options, launch.keep)
+        container, testcontainer = self._run_container(tag, container_name, env, launch.port, options, launch.keep)
         return DockerService(
             launch.name,
             _base_url(container),
             container,
             keys=launch.keys,
             resources=limits,
-            image=built.tag,
+            image=tag,
             testcontainer=testcontainer,
         )
 

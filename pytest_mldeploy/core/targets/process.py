@@ -24,6 +24,7 @@ from pytest_mldeploy.core.service import Service, tail_lines
 from pytest_mldeploy.core.service_state import StateReading, reading_from_exit
 from pytest_mldeploy.core.targets import Launch, Target, cleanup
 from pytest_mldeploy.core.targets.common import free_port
+from pytest_mldeploy.errors import ServiceError
 from pytest_mldeploy.server import contract
 
 if TYPE_CHECKING:
@@ -150,6 +151,11 @@ class ProcessTarget(Target):
         """Lay the app out in a temporary directory and start the server on it, from a suitable interpreter."""
         from pytest_mldeploy.core.layout import lay_out_app
 
+        if launch.image is not None:
+            raise ServiceError(
+                f"service '{launch.name}': the process target cannot run image {launch.image}; "
+                "use the Docker target (--target docker)"
+            )
         deployment = launch.deployment
         self._say(deployment)
         models = launch.registry.register_deployment_models(deployment)
