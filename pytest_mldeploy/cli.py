@@ -17,6 +17,10 @@ from pytest_mldeploy import __version__
 from pytest_mldeploy.errors import ConfigError, MldeployError, ServiceError
 
 
+#: How a command names a deployment, for `Project.deployment`'s message when the project has several.
+_NAME_ONE = "name one on the command line"
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -25,24 +29,6 @@ def _load(args: argparse.Namespace):
     from pytest_mldeploy.core.config import load_project
 
     return load_project(args.config)
-
-
-def _pick_deployment(project, name: Optional[str]):
-    """The named deployment, or the only one when no name is given."""
-    if name is None:
-        if len(project.deployments) == 1:
-            return next(iter(project.deployments.values()))
-        raise ConfigError(
-            f"{project.config_path.name}: deployments: {len(project.deployments)} deployments "
-            f"({', '.join(project.deployments)}); name one on the command line"
-        )
-    try:
-        return project.deployments[name]
-    except KeyError:
-        raise ConfigError(
-            f"{project.config_path.name}: deployments: no deployment named '{name}'; "
-            f"choose one of: {', '.join(project.deployments) or '(none)'}"
-        ) from None
 
 
 def _interrupt(*_: object) -> None:
@@ -102,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     name = deployment.name
     _claim(project, name, kept.SERVE)
     _stop_on_sigterm()  # a stop while it starts must not leave the service behind
@@ -147,7 +133,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     name = deployment.name
     _claim(project, name, kept.DEPLOY)
     if kept.find(project, name) is not None:
@@ -170,7 +156,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     text = kept.logs(project, deployment.name, args.tail)
     record = kept.load(project, deployment.name)
     if not kept.is_running(record):
@@ -184,7 +170,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     record = kept.delete(project, deployment.name)
     print(f"deleted: {deployment.name} ({record['target']})")
     return 0
@@ -195,7 +181,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pytest_mldeploy.checks.profiling.check import summarize
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     out = Path(args.out or f"mldeploy-report/{deployment.name}")
     result = profile_deployment(project, deployment, args.target, out, progress=_say)
     print(summarize(result))
@@ -212,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pytest_mldeploy.checks import all_checks
 
     project = _load(args)
-    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    names = [project.deployment(args.deployment, _NAME_ONE).name] if args.deployment else list(project.deployments)
     checks = [c for c in all_checks() if c not in (args.skip or [])]
     runner = CheckRunner(project, target=args.target, examples=args.examples, notice=_say)
     counts = {"passed": 0, "failed": 0, "skipped": 0, "warnings": 0}
@@ -243,7 +229,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets import get_target
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     target = get_target(args.target, notice=_say)
     report = run_parity(deployment, project, target, examples=args.examples, seed=args.seed, progress=_say)
     print(format_report(report))
@@ -282,7 +268,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import image
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     if args.dockerfile_only:
         out = image.write_build_context(deployment, project, Path(args.dockerfile_only), progress=_say)
         print(f"build_context: {out}")
@@ -297,7 +283,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.image_prune import prune_deployment_images
 
     project = _load(args)
-    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    names = [project.deployment(args.deployment, _NAME_ONE).name] if args.deployment else list(project.deployments)
     for name in names:
         removed = prune_deployment_images(name, keep_last=args.keep)
         print(f"{name}: removed {len(removed)} image(s){': ' + ', '.join(removed) if removed else ''}")
@@ -321,7 +307,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if project is None and args.models_command == "register":
         raise ConfigError("models register --registry: give --name and --path (a deployment's models need its config)")
     if args.models_command == "register":
-        deployments = [_pick_deployment(project, args.deployment)] if args.deployment else project.deployments.values()
+        deployments = [project.deployment(args.deployment, _NAME_ONE)] if args.deployment else project.deployments.values()
         for deployment in deployments:
             for model in registry.register_deployment_models(deployment):
                 print(f"{model.name}:{model.version}  sha256:{model.sha256[:12]}  {model.filename}")
@@ -366,7 +352,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.export_v2 import export_azureml_v2, written
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     report: Optional[Path] = Path(args.profile) if args.profile else None
     if report is None and not args.no_profile:
         for base in (Path.cwd(), project.root):

@@ -417,15 +417,16 @@ def mldeploy_registry(mldeploy_project: "Project") -> "Registry":
 
 
 def _default_deployment(config: pytest.Config, project: "Project") -> str:
+    """The first --mldeploy-deployment, else the project's only deployment (`Project.deployment` chooses)."""
+    from pytest_mldeploy.errors import ConfigError
+
     only = config.getoption("mldeploy_deployment")
-    if only:
-        return only[0]
-    if len(project.deployments) == 1:
-        return next(iter(project.deployments))
-    raise pytest.UsageError(
-        f"{project.config_path.name}: {len(project.deployments)} deployments; pick one with --mldeploy-deployment NAME "
-        "or parametrize the fixture indirectly"
-    )
+    try:
+        return project.deployment(
+            only[0] if only else None, "pick one with --mldeploy-deployment NAME or parametrize the fixture indirectly"
+        ).name
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
