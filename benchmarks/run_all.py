@@ -32,6 +32,7 @@ SCRIPTS = [
     "bench_pytest_walltime",
     "bench_properties",
     "bench_loadgen",
+    "bench_profile",
     "bench_reliability",
 ]
 """In run order: image build before pytest wall time, whose image numbers it reuses."""

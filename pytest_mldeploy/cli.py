@@ -247,6 +247,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = result.to_dict()
     print(format_summary(data))
     print(f"compare_json: {result.json_path}")
+    print(f"compare_html: {result.html_path}")
     if publish_markdown(data, Path(args.markdown) if args.markdown else None):
         print(f"compare_markdown: {args.markdown}")
     return 0 if result.passed else 1
@@ -433,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="mldeploy.yaml or an Azure ML v2 deployment YAML (default: searched upward, "
                                                     "else the v2 deployment files of this folder)")
     p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
-    p.add_argument("--out", metavar="DIR", help="where compare.json goes (default: mldeploy-report/compare)")
+    p.add_argument("--out", metavar="DIR", help="where compare.json and compare.html go (default: mldeploy-report/compare)")
     p.add_argument("--requests", metavar="PATH", help="more requests to send both: a file of JSON bodies (one a line), one "
                                                       ".json request (Azure's sample-request.json), a folder or a .http file")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull-request comment "

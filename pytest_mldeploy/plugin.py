@@ -350,13 +350,13 @@ class CompareItem(_ReportingItem):
         except MldeployError as exc:
             raise CheckFailed(str(exc), f"{self.deployment}: compare: {str(exc).splitlines()[0]}") from None
         data = result.to_dict()
-        publish_markdown(data)
+        publish_markdown(data, out / "compare.md")  # beside compare.json: a CI step can post it as a PR comment
         for gate in data["gates"]:
             if gate["status"] == "warn":
                 self.warn(MldeployWarning(f"{self.deployment}::compare: {gate['name']}: {gate['message']}"))
         if not result.passed:
             failed = ", ".join(g["name"] for g in data["gates"] if g["status"] == "fail")
-            raise CheckFailed(format_summary(data) + f"\ncompare_json: {result.json_path}",
+            raise CheckFailed(format_summary(data) + f"\ncompare_json: {result.json_path}\ncompare_html: {result.html_path}",
                               f"{self.deployment}: compare against {self.baseline} failed on {failed}")
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -30,6 +30,8 @@ from pytest_mldeploy.core.compare_spec import AnswersSpec
 _KIND_ORDER = {"sample": 0, "example": 1, "generated": 2}
 #: How much of a body a report shows.
 SHOWN_CHARS = 300
+#: Upper edges of the difference histogram, in multiples of the tolerance (0: identical; past 1: differs).
+HISTOGRAM_EDGES = (0.0, 0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e6, math.inf)
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,18 @@ class AnswersResult:
             "flipShare": self.flip_share, "maxLabelFlipShare": self.spec.max_label_flip_share,
             "statusMismatches": self.status_mismatches,
             "worstRows": [r.to_dict() for r in self.worst()],
+            "scoreHistogram": score_histogram(self.rows),
         }  # fmt: skip
+
+
+def score_histogram(rows: list[RowDiff]) -> list[dict[str, Any]]:
+    """How many rows' scores fall at or under each of `HISTOGRAM_EDGES` (and over the one before):
+    the answer difference distribution the HTML report plots, small whatever the number of rows."""
+    counts = [0] * len(HISTOGRAM_EDGES)
+    for row in rows:
+        index = next((i for i, edge in enumerate(HISTOGRAM_EDGES) if row.score <= edge), len(HISTOGRAM_EDGES) - 1)
+        counts[index] += 1
+    return [{"upTo": edge, "rows": n} for edge, n in zip(HISTOGRAM_EDGES, counts)]
 
 
 def _curls(request: CompareRequest, baseline: ScoringClient, candidate: ScoringClient) -> dict[str, str]:

@@ -20,7 +20,8 @@ summary, `markdown.render_markdown`, the HTML report) reads. The shape, version 
               "statusMismatches": [{"request", "kind", "baseline", "candidate",
                                     "baselineBody", "candidateBody", "curl": {"baseline", "candidate"}}],
               "worstRows": [{"request", "kind", "row", "input", "baseline", "candidate", "labelLike",
-                             "maxAbs", "maxRel", "score", "curl": {"baseline", "candidate"}}]},
+                             "maxAbs", "maxRel", "score", "curl": {"baseline", "candidate"}}],
+              "scoreHistogram": [{"upTo": float | "inf", "rows": int}]},   # rows per score band (x tolerance)
   "contract": {"passed", "breaking": [str], "additions": [str], "notes": [str]},
   "speed": {"verdict": "pass" | "fail" | "inconclusive" | "skip", "skipped": str | null,
             "problems": [str], "concurrency", "roundSeconds",
@@ -28,10 +29,11 @@ summary, `markdown.render_markdown`, the HTML report) reads. The shape, version 
                           "cpu_ms_per_request", "image_size_mb", "cold_start_s"},
             "candidate": {... the same ...},
             "judgements": {"latency_p50" | "latency_p95" | "throughput" | "errors": {"verdict", "median", "spread", "rounds", "tolerance"}},
-            "rounds": [{"index", "target", "start", "end", "total", "qps", "latencyP95Ms", "latencyP99Ms", "errorRate"}]},
+            "rounds": [{"index", "target", "start", "end", "total", "qps", "latencyP50Ms", "latencyP95Ms", "latencyP99Ms", "errorRate"}]},
   "sensitivity": {"passed", "constant", "inputs", "baselineDistinct", "candidateDistinct",
                   "constantAnswer", "message"},
-  "notes": [str]
+  "notes": [str],
+  "settings": {"answers": {...}, "contract": {...}, "speed": {...}, "sensitivity": {...}}   # the compare: section judged by
 }
 ```
 Numbers JSON cannot hold (an unbounded difference) are written as the strings "inf" / "nan";
@@ -94,6 +96,7 @@ class CompareResult:
     fail_on_breaking: bool = True
     notes: list[str] = field(default_factory=list)
     json_path: Optional[Path] = None
+    html_path: Optional[Path] = None
 
     def gates(self) -> list[Gate]:
         answers = self.answers.problems()
@@ -133,6 +136,8 @@ class CompareResult:
             "speed": self.speed.to_dict(),
             "sensitivity": self.sensitivity.to_dict(),
             "notes": self.notes,
+            "settings": {"answers": self.answers.spec.model_dump(), "contract": {"fail_on_breaking": self.fail_on_breaking},
+                         "speed": self.speed.spec.model_dump(), "sensitivity": {"fail_on_constant": self.sensitivity.fail_on_constant}},
         })
 
     def write_json(self, out: Path) -> Path:

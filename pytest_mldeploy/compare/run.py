@@ -4,6 +4,7 @@ Both services run on the same target under the same limits (the candidate's `res
 comparison is about the code and the model, not about what each asks for). Their contracts are
 read, the same request set goes to both (`requests.py`), then the answers, the contract, the
 input sensitivity and the speed are judged; both services are deleted afterwards, whatever happens.
+With `out`, `compare.json` and `compare.html` (`html_report.py`) are written there.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pytest_mldeploy.checks.published_contract import read_contract
 from pytest_mldeploy.client import ScoringClient
 from pytest_mldeploy.compare.answers import compare_answers
 from pytest_mldeploy.compare.contract_diff import diff_contracts
+from pytest_mldeploy.compare.html_report import write_html
 from pytest_mldeploy.compare.requests import build_request_set, counts, load_requests
 from pytest_mldeploy.compare.result import CompareResult
 from pytest_mldeploy.compare.sensitivity import judge_sensitivity
@@ -107,4 +109,5 @@ def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None,
                                fail_on_breaking=spec.contract.fail_on_breaking, notes=notes)
         if out is not None:
             result.write_json(Path(out))
+            result.html_path = write_html(result.to_dict(), Path(out))
         return result

@@ -238,7 +238,9 @@ def _revision_and_name(rest: str, top: Path) -> tuple[str, Optional[str]]:
                               capture_output=True, text=True)
         if done.returncode == 0:
             return done.stdout.strip(), name
-    raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}; try git:main or git:HEAD~1")
+    raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}; try git:main or git:HEAD~1. "
+                      "A CI checkout is shallow and has no local branch but its own: fetch the base branch first, e.g. "
+                      "`git fetch --no-tags --depth=1 origin +refs/heads/main:refs/heads/main` (docs/ci.md)")
 
 
 def _remove_worktree(top: Path, checkout: Path, folder: Path) -> None:

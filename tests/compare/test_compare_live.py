@@ -5,6 +5,7 @@ comparison must find exactly that change, and pass the unchanged one.
 """
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -61,6 +62,8 @@ def test_scaled_input_fails_on_answers_with_the_worst_rows_shown(quick_project: 
     assert len(first["input"]) == 10  # the input row that answer belongs to, beside it
     assert first["curl"]["baseline"].startswith("curl ") and "/score" in first["curl"]["candidate"]
     assert "worst rows (baseline | candidate):" in out and "compare FAILED: answers" in out
+    page = (tmp_path / "compare.html").read_text(encoding="utf-8")  # beside compare.json, the same worst rows
+    assert f"compare_html: {tmp_path / 'compare.html'}" in out and html.escape(first["curl"]["candidate"]) in page
 
 
 def test_renamed_input_parameter_fails_on_contract(quick_project: Path, tmp_path: Path) -> None:

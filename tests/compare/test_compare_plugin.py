@@ -32,13 +32,21 @@ def test_baseline_option_adds_one_compare_item_per_deployment(pytester: pytest.P
     assert "::compare" not in plain.stdout.str()
 
 
-def test_compare_item_fails_against_the_previous_commit_and_passes_against_this_one(pytester: pytest.Pytester, repo: Path) -> None:
+def test_compare_item_fails_against_the_previous_commit_and_passes_against_this_one(pytester: pytest.Pytester, repo: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))  # as GitHub Actions sets it
     common = ("--mldeploy", "--mldeploy-target", "process", "-k", "compare", "-p", "no:cacheprovider",
               "--mldeploy-report", str(pytester.path / "report"))
     failed = pytester.runpytest_subprocess(str(repo), *common, "--mldeploy-baseline", "git:HEAD~1", timeout=600)
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*FAIL answers: *differ beyond atol*", "*worst rows (baseline | candidate):*",
                                  "*sample_requests.txt line * row *: * | *", "FAILED service/mldeploy.yaml::baseline::compare - *"])
-    assert (pytester.path / "report" / "compare" / "baseline" / "compare.json").is_file()
+    written = pytester.path / "report" / "compare" / "baseline"
+    assert (written / "compare.json").is_file()
+    assert "sample_requests.txt line" in (written / "compare.html").read_text(encoding="utf-8")
+    assert (written / "compare.md").read_text(encoding="utf-8").startswith("### mldeploy compare failed: `baseline` against `git:HEAD~1`")
+    assert summary.read_text(encoding="utf-8") == (written / "compare.md").read_text(encoding="utf-8")
     passed = pytester.runpytest_subprocess(str(repo), *common, "--mldeploy-baseline", "git:HEAD", timeout=600)
     passed.assert_outcomes(passed=1)
+    assert summary.read_text(encoding="utf-8").count("### mldeploy compare") == 2  # appended, not replaced
