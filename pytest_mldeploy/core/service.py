@@ -28,6 +28,8 @@ _POLL_INTERVAL_S = 0.25
 _PROBE_TIMEOUT_S = 3.0
 #: How long `Service.death()` waits for the runtime to report the end of a server that stopped answering.
 DEATH_WAIT_S = 5.0
+#: How long a death is awaited once the log shows a dead worker (the supervisor then exits).
+SUPERVISOR_EXIT_WAIT_S = 30.0
 
 
 class ServiceFailed(ServiceError):
@@ -171,13 +173,19 @@ class Service(ABC):
         not make it alive.
         """
         deadline = time.monotonic() + timeout
+        waited_for_supervisor = False
         while True:
             state = self.refresh_state()
             if state is ServiceState.FAILED:
                 return self._reason or "the service ended"
+            dead_worker = worker_death(self._safe_logs(LOG_TAIL_LINES))
+            if dead_worker and not waited_for_supervisor:
+                # The supervisor is stopping the other workers: on a busy machine that outlasts `timeout`.
+                deadline = max(deadline, time.monotonic() + SUPERVISOR_EXIT_WAIT_S)
+                waited_for_supervisor = True
             if time.monotonic() >= deadline:
-                return None
-            if state is ServiceState.HEALTHY and not worker_death(self._safe_logs(LOG_TAIL_LINES)):
+                return f"{dead_worker}; the server had not exited {SUPERVISOR_EXIT_WAIT_S:.0f} s later" if dead_worker else None
+            if state is ServiceState.HEALTHY and not dead_worker:
                 return None
             time.sleep(_POLL_INTERVAL_S / 2)
 
