@@ -92,7 +92,7 @@ def resolve_sides(baseline: str, candidate: str, *, config: Optional[Path], stac
 
 def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Path) -> Side:
     if spec.startswith(IMAGE_PREFIX):
-        return _resolve_image(role, spec, spec[len(IMAGE_PREFIX):], project)
+        return _resolve_image(role, spec, spec[len(IMAGE_PREFIX):], project, folder)
     if project is not None and spec in project.deployments:
         return Side(role, spec, "deployment", project, project.deployments[spec])
     path = Path(spec)
@@ -107,7 +107,7 @@ def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Pa
         return Side(role, spec, "v2", loaded, next(iter(loaded.deployments.values())))
     labelled = _image_deployment(spec)
     if labelled is not None:
-        return _resolve_image(role, spec, spec, project)
+        return _resolve_image(role, spec, spec, project, folder)
     known = sorted(project.deployments) if project is not None else []
     v2 = sorted(str(name) for name in v2_deployment_names(folder))
     raise ConfigError(
@@ -188,7 +188,7 @@ def _docker_answers() -> bool:
         client.close()
 
 
-def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project]) -> Side:
+def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project], folder: Path) -> Side:
     label = _image_deployment(ref)
     if label is None and not _docker_answers():
         raise ConfigError(f"{role} {spec!r}: an image side runs on Docker, and no Docker engine answers; "
@@ -197,9 +197,13 @@ def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project]) -
         raise ConfigError(f"{role} {spec!r}: Docker has no image {ref!r}; list them with `docker images 'mldeploy/*'` "
                           "(build one with `mldeploy package DEPLOYMENT`)")
     if project is None or label not in project.deployments:
-        where = project.config_path if project is not None else "no mldeploy.yaml"
+        v2 = next((found for place in _v2_folders(project, folder) if label and (found := find_v2_deployment(label, place))), None)
+        if v2 is not None:  # built from a v2 deployment file of this folder (blue/green)
+            loaded = load_project(v2)
+            return Side(role, spec, "image", loaded, next(iter(loaded.deployments.values())), image=ref)
+        where = f"{project.config_path} does not declare" if project is not None else f"no mldeploy.yaml nor v2 file in {folder} declares"
         raise ConfigError(f"{role} {spec!r}: the image was built for deployment {label or '(unlabelled)'!r}, which "
-                          f"{where} does not declare; compare it from the project that built it (--config)")
+                          f"{where}; compare it from the project that built it (--config)")
     return Side(role, spec, "image", project, project.deployments[label], image=ref)
 
 

@@ -207,3 +207,27 @@ def test_a_branch_only_the_remote_has_is_suggested_as_its_remote_name(tmp_path: 
     with pytest.raises(ConfigError, match="but 'origin/main' is: write git:origin/main"):
         _revision_and_name("main", tmp_path / "clone")
     assert _revision_and_name("origin/main", tmp_path / "clone")[1] is None
+
+
+@pytest.mark.docker
+def test_image_built_from_a_v2_file_is_a_side_in_that_folder(safe_rollout: Path, monkeypatch) -> None:
+    # `mldeploy compare blue image:mldeploy/green:TAG` in Azure's layout: the label names green-deployment.yml.
+    import io
+    from contextlib import ExitStack
+
+    import docker
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    client = docker.from_env()
+    tag = "mldeploy-test/labelled-green:1"
+    client.images.build(fileobj=io.BytesIO(b"FROM scratch\nLABEL mldeploy.deployment=green\n"), tag=tag, rm=True)
+    try:
+        monkeypatch.chdir(safe_rollout)
+        with ExitStack() as stack:
+            baseline, candidate = resolve_sides("blue", f"image:{tag}", config=None, stack=stack)
+        assert (candidate.kind, candidate.deployment.name, candidate.image) == ("image", "green", tag)
+        assert candidate.project.config_path.name == "green-deployment.yml"
+    finally:
+        client.images.remove(tag, force=True)
+        client.close()
