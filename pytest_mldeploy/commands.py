@@ -281,7 +281,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from pytest_mldeploy.core.image import prune_deployment_images
+    from pytest_mldeploy.core.image_prune import prune_deployment_images
 
     project = _load(args)
     names = [project.deployment(args.deployment, _NAME_ONE).name] if args.deployment else list(project.deployments)

@@ -24,7 +24,6 @@ from pytest_mldeploy.compare.sensitivity import judge_sensitivity
 from pytest_mldeploy.compare.sides import Side, resolve_sides
 from pytest_mldeploy.compare.speed import image_size_mb, measure_speed
 from pytest_mldeploy.core.targets import Target, get_target
-from pytest_mldeploy.core.targets.common import health_timeout
 from pytest_mldeploy.errors import ConfigError, ServiceError
 
 Progress = Callable[[str], None]
@@ -37,7 +36,7 @@ def start_side(side: Side, target: Target, resources: Any) -> tuple[Any, float]:
                             name=f"{side.role}-{side.deployment.name}", **options)
     started = time.monotonic()
     try:
-        service.wait_until_healthy(health_timeout(side.deployment))
+        service.wait_until_healthy(side.deployment.health_timeout_s)
     except BaseException:
         service.delete()
         raise

@@ -157,9 +157,9 @@ def find_v2_deployment(name: str, folder: Path) -> Optional[Path]:
 def _image_deployment(ref: str) -> Optional[str]:
     """The `mldeploy.deployment` label of a local image, None when Docker has no such image (or no Docker answers)."""
     try:
-        import docker
+        from pytest_mldeploy.core.docker_client import docker_client
 
-        client = docker.from_env(timeout=10)
+        client = docker_client(10)
     except Exception:  # noqa: BLE001 - no docker package or engine: not an image side
         return None
     try:

@@ -181,9 +181,9 @@ def image_size_mb(service: Any) -> Optional[float]:
     tag = getattr(service, "image", None)
     if not tag or not getattr(service, "container_id", None):
         return None
-    import docker
+    from pytest_mldeploy.core.docker_client import docker_client
 
-    client = docker.from_env(timeout=30)
+    client = docker_client(30)
     try:
         return float(client.images.get(tag).attrs.get("Size") or 0) / 2**20
     finally:

@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Set, Tuple, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -41,10 +41,32 @@ DEFAULT_REGISTRY_DIRNAME = ".mldeploy"
 
 
 class Resources(StrictModel):
-    """CPU cores and memory the service gets (Azure ACI defaults: 0.1 core, 0.5 GB)."""
+    """CPU cores and memory the service gets (Azure ACI defaults: 0.1 core, 0.5 GB), and the same in Docker's units.
+
+    `memory_gb` is in GiB, as Azure's is. The Docker target starts a container with `nano_cpus`
+    and `memory_bytes`; `from_docker` reads them back from a container's `HostConfig`.
+    """
 
     cpu: float = Field(0.1, gt=0)
     memory_gb: float = Field(0.5, gt=0)
+
+    @property
+    def nano_cpus(self) -> int:
+        """`cpu` as Docker's NanoCpus (1 CPU = 10^9)."""
+        return int(self.cpu * 1e9)
+
+    @property
+    def memory_bytes(self) -> int:
+        """`memory_gb` in bytes: Docker's `Memory` (and `MemorySwap`, so the service cannot swap)."""
+        return int(self.memory_gb * 1024**3)
+
+    @classmethod
+    def from_docker(cls, host_config: Mapping[str, Any]) -> Optional["Resources"]:
+        """The limits in a container's `docker inspect` `HostConfig`; None when it runs without either one."""
+        nano, memory = int(host_config.get("NanoCpus") or 0), int(host_config.get("Memory") or 0)
+        if not (nano and memory):
+            return None
+        return cls(cpu=nano / 1e9, memory_gb=memory / 1024**3)
 
 
 class ProfileSpec(StrictModel):

@@ -28,13 +28,6 @@ if TYPE_CHECKING:
     from pytest_mldeploy.core.registry import Registry, RegisteredModel
 
 
-class ServerEnv(Dict[str, str]):
-    """The scoring server's environment variables; `server_env()` returns a copy, like `AppLayout.server_env()`."""
-
-    def server_env(self) -> Dict[str, str]:
-        return dict(self)
-
-
 @dataclass
 class AppLayout:
     """Where `lay_out_app` put things, and the environment that tells the scoring server."""
@@ -53,13 +46,13 @@ class AppLayout:
         """`AML_APP_ROOT`, `AZUREML_*`, service settings and the deployment's own variables, for this layout."""
         return self._env(str(self.app_root))
 
-    def relocated(self, new_root: str) -> ServerEnv:
+    def relocated(self, new_root: str) -> Dict[str, str]:
         """`server_env()` for the same layout mounted at `new_root` (e.g. `/var/azureml-app` in an image)."""
         return self._env(new_root)
 
-    def _env(self, root: str) -> ServerEnv:
+    def _env(self, root: str) -> Dict[str, str]:
         base: Union[Path, PurePosixPath] = Path(root) if root == str(self.app_root) else PurePosixPath(root)
-        env = ServerEnv(self.settings)
+        env = dict(self.settings)
         env.update(
             {
                 c.APP_ROOT_VAR: str(base),

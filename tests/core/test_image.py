@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
-from pytest_mldeploy.core import image, server_copy
+from pytest_mldeploy.core import base_choice, image, server_copy
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.environment import server_requirements
@@ -150,11 +150,11 @@ def test_resolve_base_tag_order(monkeypatch):
         base_image = "proj:1"
 
     monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
-    assert image.resolve_base_tag(Dep, Proj) == "dep:1"
-    assert image.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
+    assert base_choice.resolve_base_tag(Dep, Proj) == "dep:1"
+    assert base_choice.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
     monkeypatch.setenv("MLDEPLOY_BASE_IMAGE", "env:1")
-    assert image.resolve_base_tag(Dep, Proj) == "env:1"
-    assert image.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
+    assert base_choice.resolve_base_tag(Dep, Proj) == "env:1"
+    assert base_choice.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
 
 
 def test_tree_digest_ignores_times_but_sees_content_names_and_exec_bits(tmp_path):
