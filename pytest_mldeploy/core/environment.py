@@ -9,7 +9,6 @@ written atomically, so concurrent runs and interrupted builds never see half an 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -19,36 +18,38 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import BuildError
+from .cache import cache_root, file_lock
 from .hashing import file_sha256
-from .base_image import manylinux_platforms
 
 PACKAGE_DIST = "pytest-mldeploy"
 # Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
 # (a unit test keeps them in step).
 SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6", 'uvloop>=0.19; sys_platform != "win32"')
+
+
+def manylinux_platforms(glibc_version: str, arch: str = "x86_64") -> list[str]:
+    """Wheel platform tags a base with `glibc_version` runs: `manylinux_2_N` from its glibc down to 17, then the legacy aliases."""
+    major, minor = (int(part) for part in glibc_version.split(".")[:2])
+    if major != 2 or minor < 17:
+        raise BuildError(f"base image glibc {glibc_version}: manylinux wheels need glibc >= 2.17; use a newer base image")
+    tags = [f"manylinux_2_{n}_{arch}" for n in range(minor, 16, -1)]
+    return tags + [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}", "linux_" + arch]
+
+
 # Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
 DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
 _HASH_FORMAT = "mldeploy-env-1"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 Platform = Union[str, Sequence[str]]
-
-
-def cache_root() -> Path:
-    """Where mldeploy keeps wheelhouses, venvs and build scratch: MLDEPLOY_CACHE_DIR, else ~/.cache/mldeploy."""
-    explicit = os.environ.get("MLDEPLOY_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mldeploy"
 
 
 def server_requirements() -> list[str]:
@@ -154,18 +155,6 @@ def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
         if match:
             return match.group(1)
     return ", ".join(requirements)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path` (created with its folder) for the `with` block; other processes wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def wheel_pins(wheelhouse: Path) -> list[str]:

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -108,6 +109,23 @@ def test_default_platforms_reach_the_manylinux_tags_modern_wheels_use():
     # scikit-learn 1.9 publishes manylinux_2_27/2_28 wheels only; manylinux2014 alone would miss them.
     assert "manylinux_2_28_x86_64" in env.DEFAULT_PLATFORMS
     assert "manylinux2014_x86_64" in env.DEFAULT_PLATFORMS
+
+
+def test_manylinux_platforms_cover_the_glibc_range():
+    tags = env.manylinux_platforms("2.36")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_17_x86_64" in tags and "manylinux_2_16_x86_64" not in tags
+    assert tags[-4:] == ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+    with pytest.raises(BuildError, match="glibc 2.12"):
+        env.manylinux_platforms("2.12")
+
+
+def test_environment_does_not_import_the_base_image_module():
+    # base_image needs the wheelhouse's platform tags; the wheelhouse must not need Docker's side back.
+    code = ("import sys, pytest_mldeploy.core.environment; "
+            "print('pytest_mldeploy.core.base_image' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_server_files_are_the_package_init_and_the_server_only():
