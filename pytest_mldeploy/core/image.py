@@ -18,7 +18,7 @@ import shutil
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -364,7 +364,8 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch()))
-    text = body + df.key_value_instruction("LABEL", {"mldeploy.inputs": digest, "org.opencontainers.image.created": created})
+    # One LABEL instruction at the end (each is a commit): the inputs hash joins the deployment's labels.
+    text = df.render_dockerfile(replace(spec, labels={**labels, "mldeploy.inputs": digest, "org.opencontainers.image.created": created}))
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")
     normalise_tree(out)

@@ -99,9 +99,14 @@ def test_dockerfile_layers_are_ordered_by_how_often_they_change():
         "COPY models/ /var/azureml-app/", "COPY server/ /opt/mldeploy/", "COPY app/ /var/azureml-app/",
     )]
     assert order == sorted(order)
-    # Settings are committed before the content, so a source edit redoes only the last COPY.
+    # Settings are committed before the content, so a source edit redoes only the last COPY and the labels.
     assert text.index("ENV ") < text.index("COPY models/")
-    assert text.rstrip().endswith("COPY app/ /var/azureml-app/")
+    last = text.rstrip().split("\nCOPY app/ /var/azureml-app/\n")[1]
+    assert last.startswith("LABEL ") and "\nCOPY " not in last and 'mldeploy.models="m:1"' in last
+    # What every deployment shares is committed on the thin base, before the venv.
+    stage2 = text.split("FROM ${BASE_IMAGE}\n")[1]
+    for shared in ("WORKDIR ", "USER ", "EXPOSE ", "HEALTHCHECK ", "CMD "):
+        assert stage2.index(shared) < stage2.index("COPY --from=venv"), shared
 
 
 def test_dockerfile_runs_the_server_as_non_root_on_5001_with_a_python_healthcheck():
@@ -117,7 +122,17 @@ def test_dockerfile_runs_the_server_as_non_root_on_5001_with_a_python_healthchec
     assert 'MLDEPLOY_HOST="0.0.0.0"' in text and 'MLDEPLOY_PORT="5001"' in text
     assert "--find-links /wheels -r /wheels/requirements.txt" in text
     # The wheels are only in the first stage.
-    assert text.count("/wheels/") == 2 and text.index("/wheels/") < text.index("FROM ${BASE_IMAGE}\n")
+    assert text.rindex("/wheels") < text.index("FROM ${BASE_IMAGE}\n")
+
+
+def test_dockerfile_installs_with_the_wheelhouse_uv_and_falls_back_to_pip():
+    run = _render().split("COPY wheels/ /wheels/\n")[1].split("\nLABEL ")[0]
+    assert run.startswith("RUN if [ -x /wheels/tools/uv ] && python3 -m venv --without-pip /opt/venv")
+    uv, pip = run.split("; \\\n    else ")
+    assert "/wheels/tools/uv pip install" in uv and "--compile-bytecode" in uv and "--no-index" in uv
+    # pip path: starts over from a fresh venv with pip, offline, as before uv
+    assert pip.startswith("rm -rf /opt/venv && python3 -m venv /opt/venv")
+    assert "-m pip install" in pip and "--no-index --find-links /wheels -r /wheels/requirements.txt; fi" in pip
 
 
 def test_dockerfile_quotes_values_so_the_shell_and_docker_do_not_expand_them():
