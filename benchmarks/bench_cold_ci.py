@@ -52,6 +52,7 @@ _marks: dict[str, float] = {}
 _spans: dict[str, list[tuple[float, float]]] = {}
 _steps: list[tuple[float, str]] = []
 _items: dict[str, float] = {}
+_tags: list[str] = []
 
 
 def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,6 +69,8 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 def _with_step_marks(function: Callable[..., Any]) -> Callable[..., Any]:
     """docker_build with its progress callback also stamping each `step N/M: ...` line."""
     def wrapper(*args: Any, progress: Any = None, **kwargs: Any) -> Any:
+        _tags.append(str(kwargs.get("tag") or (args[2] if len(args) > 2 else "")))
+
         def stamped(message: str) -> None:
             _steps.append((time.time(), message))
             if progress:
@@ -111,7 +114,8 @@ def pytest_unconfigure(config: Any) -> None:
     out = os.environ.get(PROBE_ENV)
     if out:
         _marks["unconfigured"] = time.time()
-        Path(out).write_text(json.dumps({"marks": _marks, "spans": _spans, "steps": _steps, "items": _items}))
+        Path(out).write_text(json.dumps({"marks": _marks, "spans": _spans, "steps": _steps, "items": _items,
+                                         "tags": _tags}))
 
 
 # ---- one cold run ------------------------------------------------------------------------------
@@ -130,7 +134,8 @@ def remove_descendants(client: Any, base_tag: str) -> int:
     import docker
 
     base_id = client.images.get(base_tag).id
-    parents = {image.id: image.attrs.get("Parent") or "" for image in client.images.list(all=True)}
+    # The raw listing: other people's images can vanish between a list and an inspect.
+    parents = {image["Id"]: image.get("ParentId") or "" for image in client.api.images(all=True)}
 
     def descends(image_id: str) -> bool:
         seen = set()
@@ -184,13 +189,39 @@ def run_cold(installer: str, *, tree: Path, profile: bool, timeout: float) -> di
             done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
             wall = time.time() - started
             probed = json.loads(probe.read_text()) if probe.exists() else {}
+            packages = installed_packages(client, (probed.get("tags") or [""])[-1])
         finally:
             remove_descendants(client, base_tag)
     result = {"installer": installer, "tree": str(tree), "profile": profile, "wall": wall, "exit_code": done.returncode,
               "summary": (done.stdout.strip().splitlines() or [""])[-1],
               "failed": [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]}
     result.update(split(probed, started))
+    result["build_steps"] = step_seconds(probed)
+    result["packages"] = packages
     return result
+
+
+_LIST_PACKAGES = ("import importlib.metadata as m; "
+                  "print('\\n'.join(sorted({d.metadata['Name'].lower() + '==' + d.version for d in m.distributions()})))")
+
+
+def installed_packages(client: Any, tag: str) -> list[str]:
+    """`name==version` of every distribution in the image's venv (the installer's own pip/setuptools included)."""
+    if not tag:
+        return []
+    out = client.containers.run(tag, ["/opt/venv/bin/python", "-c", _LIST_PACKAGES], remove=True, entrypoint=[],
+                                network_disabled=True)
+    return out.decode().split()
+
+
+def step_seconds(probed: dict[str, Any]) -> list[tuple[str, float]]:
+    """(instruction, seconds) for each Docker build step, from the stamps the probe took at each `step N/M`."""
+    steps = probed.get("steps") or []
+    spans = (probed.get("spans") or {}).get("docker_build") or []
+    if not steps or not spans:
+        return []
+    stamps = [t for t, _ in steps] + [spans[-1][1]]
+    return [(message[:90], round(stamps[i + 1] - stamps[i], 2)) for i, (_, message) in enumerate(steps)]
 
 
 def split(probed: dict[str, Any], started: float) -> dict[str, Optional[float]]:
@@ -236,33 +267,9 @@ def summarise(runs: list[dict[str, Any]], label: str) -> list[Any]:
     return [label, len(runs), wall, *[c.fmt(median([r.get(p) for r in runs]), 1) for p in PHASES], runs[-1]["summary"]]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="cold runs without the profile, per installer")
-    parser.add_argument("--profile-rounds", type=int, default=1, help="cold runs with the profile, per installer")
-    parser.add_argument("--installers", default="uv,pip", help="comma-separated: uv, pip (default: %(default)s)")
-    parser.add_argument("--baseline-tree", type=Path, help="another checkout to run as one more variant (its default installer)")
-    parser.add_argument("--timeout", type=float, default=900.0)
-    args = parser.parse_args(argv)
-
-    variants = [(name, name, c.REPO_ROOT) for name in args.installers.split(",") if name]
-    if args.baseline_tree:
-        variants.append((f"baseline {args.baseline_tree.name}", "uv", args.baseline_tree.resolve()))
-    busy = c.wait_until_quiet()
-    runs: dict[tuple[str, bool], list[dict[str, Any]]] = {}
-    missing: list[str] = []
-    plan = [False] * args.rounds + [True] * args.profile_rounds
-    for round_no, profile in enumerate(plan):
-        for label, installer, tree in variants:
-            try:
-                run = run_cold(installer, tree=tree, profile=profile, timeout=args.timeout)
-            except Exception as exc:  # Docker, a timeout, a broken checkout: report it, keep the other runs
-                missing.append(f"{label} (profile={profile}) round {round_no}: {type(exc).__name__}: {exc}"[:500])
-                continue
-            runs.setdefault((label, profile), []).append(run)
-            print(f"round {round_no} {label:>10} profile={profile!s:5} wall {run['wall']:6.1f}s "
-                  + " ".join(f"{p}={c.fmt(run.get(p), 1)}" for p in PHASES) + f"  [{run['summary']}]", flush=True)
-
+def report(runs: dict[tuple[str, bool], list[dict[str, Any]]], variants: list[tuple[str, str, Path]],
+           missing: list[str], busy: Optional[str], *, quiet: bool = False) -> None:
+    """Table, ratios and notes from the runs so far; written to `results/cold_ci.json` (printed unless `quiet`)."""
     header = ["run", "n", "wall s median (min-max)", *[f"{p} s" for p in PHASES], "result"]
     rows = []
     for profile in (False, True):
@@ -281,14 +288,21 @@ def main(argv: Optional[list[str]] = None) -> int:
             if ours is not None and other is not None:
                 ratios.append(c.ratio_entry(f"wall {first} / {label} ({'with' if profile else 'without'} profile)",
                                             c.ratio(ours, other), "< 1 (faster)", ours < other))
-        install = {label: median([r.get("install step") for r in runs.get((label, profile), [])]) for label, _, _ in variants}
-        if len(variants) > 1 and install.get(first) and install.get(variants[1][0]) and not profile:
-            ratios.append(c.ratio_entry(f"image install step {first} / {variants[1][0]}",
-                                        c.ratio(install[first], install[variants[1][0]]), "< 1 (faster)",
-                                        install[first] < install[variants[1][0]]))
+    install = {label: median([r.get("install step") for r in runs.get((label, False), [])]) for label, _, _ in variants}
+    for label, _, _ in variants[1:]:
+        if install.get(first) and install.get(label):
+            ratios.append(c.ratio_entry(f"image install step {first} / {label}", c.ratio(install[first], install[label]),
+                                        "< 1 (faster)", install[first] < install[label]))
+    installers_only = {"pip", "setuptools", "wheel"}
+    package_sets = {tuple(p for p in r.get("packages", []) if p.split("==")[0] not in installers_only)
+                    for rs in runs.values() for r in rs if r.get("packages")}
+    if package_sets:
+        ratios.append(c.ratio_entry("distinct installed package sets across the runs (pip/setuptools aside)",
+                                    len(package_sets), "1 (identical results)", len(package_sets) == 1, digits=0))
     notes = ["each run: fresh copy of the example, empty MLDEPLOY_CACHE_DIR, its own child of the offline base "
              "(so no Docker layer cache), unique deployment name; images removed afterwards",
-             "installers alternate within each round; figures are medians over rounds (min-max for the wall time)",
+             "variants alternate within each round; figures are medians over rounds (min-max for the wall time); "
+             "the profile runs are made for the installers only, not for a baseline tree",
              "phases: startup = process start to end of collection; wheelhouse = host resolve + download; context = "
              "build-context preparation other than the wheelhouse; install step = the Dockerfile RUN that makes the venv; "
              "container start = end of the build to the end of the first check (health); checks = the rest of the items "
@@ -296,7 +310,49 @@ def main(argv: Optional[list[str]] = None) -> int:
     if busy:
         notes.append(busy)
     data = {"runs": {f"{label}|profile={profile}": value for (label, profile), value in runs.items()}}
-    c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)
+    if quiet:
+        c.write_results(NAME, title=TITLE, header=header, rows=rows, ratios=ratios, missing=missing, notes=notes, data=data)
+    else:
+        c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="cold runs without the profile, per variant")
+    parser.add_argument("--profile-rounds", type=int, default=1, help="cold runs with the profile, per installer")
+    parser.add_argument("--installers", default="uv,pip", help="comma-separated: uv, pip (default: %(default)s)")
+    parser.add_argument("--baseline-tree", type=Path,
+                        help="another checkout (e.g. the previous round's commit) to run as one more variant")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args(argv)
+
+    variants = [(name, name, c.REPO_ROOT) for name in args.installers.split(",") if name]
+    if args.baseline_tree:
+        variants.append((f"baseline {args.baseline_tree.name}", "uv", args.baseline_tree.resolve()))
+    busy = c.wait_until_quiet()
+    runs: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    missing: list[str] = []
+    # Profile rounds between the others, so a run cut short still has some of each.
+    plain, profiled = [False] * args.rounds, [True] * args.profile_rounds
+    plan = [plain.pop(0)] if plain else []
+    while plain or profiled:
+        plan += ([profiled.pop(0)] if profiled else []) + ([plain.pop(0)] if plain else [])
+    for round_no, profile in enumerate(plan):
+        # Each round starts with a different variant, so drift in the machine's load is shared.
+        shift = round_no % len(variants)
+        for label, installer, tree in variants[shift:] + variants[:shift]:
+            if profile and tree != c.REPO_ROOT:
+                continue  # the profile does not depend on how the image was built
+            try:
+                run = run_cold(installer, tree=tree, profile=profile, timeout=args.timeout)
+            except Exception as exc:  # Docker, a timeout, a broken checkout: report it, keep the other runs
+                missing.append(f"{label} (profile={profile}) round {round_no}: {type(exc).__name__}: {exc}"[:500])
+                continue
+            runs.setdefault((label, profile), []).append(run)
+            print(f"round {round_no} {label:>10} profile={profile!s:5} wall {run['wall']:6.1f}s "
+                  + " ".join(f"{p}={c.fmt(run.get(p), 1)}" for p in PHASES) + f"  [{run['summary']}]", flush=True)
+            report(runs, variants, missing, busy, quiet=True)  # a run cut short keeps what was measured
+    report(runs, variants, missing, busy)
     return 1 if missing else 0
 
 
