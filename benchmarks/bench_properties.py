@@ -45,7 +45,7 @@ def run_ours(base_url: str, examples: int, seed: int) -> dict[str, Any]:
     """Our properties check against `base_url`: requests sent, seconds, outcome."""
     try:
         from pytest_mldeploy.checks.base import CheckContext
-        from pytest_mldeploy.checks.client import ScoringClient
+        from pytest_mldeploy.client import ScoringClient
         from pytest_mldeploy.checks.properties import check_properties
     except ImportError as exc:
         raise c.MissingPiece("pytest_mldeploy.checks.properties", f"cannot import it ({exc})") from None
@@ -171,7 +171,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                  "--include-path /score --include-method POST")
     notes.append("schemathesis runs with --continue-on-failure --no-shrink so a failure does not cut its budget short; "
                  "a failing run of ours includes Hypothesis shrinking, and its requests/round then differs from the budget")
-    notes.append("the two generate differently: ours bounds unbounded numbers to +-1e9 (properties.NUMBER_BOUND) and arrays to "
+    notes.append("the two generate differently: ours bounds unbounded numbers to +-1e9 (strategies.NUMBER_BOUND) and arrays to "
                  "10 items; schemathesis draws any float, e.g. +-1.8e308, which overflows the Ridge model's output")
 
     c.report_and_save(NAME, TITLE, header, rows, ratios, missing, notes, data)

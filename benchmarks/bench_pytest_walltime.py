@@ -49,7 +49,7 @@ def pytest_configure(config: Any) -> None:
     if not os.environ.get(PROBE_ENV):
         return
     _marks["configured"] = time.time()
-    from pytest_mldeploy import runner as runner_module
+    from pytest_mldeploy import check_run as runner_module
 
     original = runner_module.CheckRunner.__init__
 

@@ -208,7 +208,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from pytest_mldeploy.checks.base import Outcome
-    from pytest_mldeploy.runner import CheckRunner, all_checks
+    from pytest_mldeploy.check_run import CheckRunner
+    from pytest_mldeploy.checks import all_checks
 
     project = _load(args)
     names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)

@@ -1,16 +1,25 @@
 """pytest hooks and fixtures: `pytest --mldeploy` collects `mldeploy.yaml` files as check items.
 
-Thin wiring over `pytest_mldeploy.runner.CheckRunner`; without `--mldeploy` nothing is collected
+Thin wiring over `pytest_mldeploy.check_run.CheckRunner`; without `--mldeploy` nothing is collected
 and nothing is imported beyond this module, so the plugin costs nothing in other test runs.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
+
+if TYPE_CHECKING:
+    from pytest_mldeploy.check_run import CheckRunner
+    from pytest_mldeploy.checks.base import CheckResult
+    from pytest_mldeploy.client import ScoringClient
+    from pytest_mldeploy.core.config import Deployment, Project
+    from pytest_mldeploy.core.image import BuiltImage
+    from pytest_mldeploy.core.registry import Registry
+    from pytest_mldeploy.core.service import Service
 
 CONFIG_NAMES = ("mldeploy.yaml", "mldeploy.yml")
 _RUNNERS = pytest.StashKey[dict]()
@@ -104,14 +113,14 @@ def _unclaimed_online_deployment(config: pytest.Config, file_path: Path) -> bool
     return True
 
 
-def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> Any:
+def _runner_for(config: pytest.Config, config_path: Optional[Path] = None) -> "CheckRunner":
     """The one CheckRunner of this pytest process for a project.
 
     The project is `config_path`, else --mldeploy-config, else the `mldeploy.yaml` nearest above
     the paths given on the command line, else above the rootdir.
     """
     from pytest_mldeploy.core.config import load_project
-    from pytest_mldeploy.runner import CheckRunner
+    from pytest_mldeploy.check_run import CheckRunner
 
     if config_path is None:
         explicit = _option(config, "config")
@@ -217,7 +226,7 @@ class DeploymentCollector(pytest.Collector):
     """One deployment: one item per built-in check."""
 
     def collect(self) -> Iterator["CheckItem"]:
-        from pytest_mldeploy.runner import all_checks
+        from pytest_mldeploy.checks import all_checks
 
         grouped = self.config.pluginmanager.hasplugin("xdist")
         line = _deployment_line(self.path, self.name)
@@ -288,7 +297,7 @@ class CheckItem(pytest.Item):
                 report += "\n(the service stops with this run: add --mldeploy-keep to keep it up for the curl line)"
             raise CheckFailed(report, f"{self.deployment}: {self.check}: {result.summary}" if result.summary else "")
 
-    def _remember(self, runner: Any, result: Any) -> None:
+    def _remember(self, runner: "CheckRunner", result: Optional["CheckResult"]) -> None:
         record = runner.record(self.deployment)
         self.user_properties.append((PROPERTY, json.dumps({
             "config": str(self.path), "deployment": self.deployment, "check": self.check,
@@ -348,20 +357,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # ---- fixtures for hand-written tests ------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def mldeploy_project(pytestconfig: pytest.Config) -> Any:
+def mldeploy_project(pytestconfig: pytest.Config) -> "Project":
     """The parsed `mldeploy.yaml`: --mldeploy-config, or the nearest one above the tests being run."""
     return _runner_for(pytestconfig).project
 
 
 @pytest.fixture(scope="session")
-def mldeploy_registry(mldeploy_project: Any) -> Any:
+def mldeploy_registry(mldeploy_project: "Project") -> "Registry":
     """The project's local model registry."""
     from pytest_mldeploy.core.registry import Registry
 
     return Registry.for_project(mldeploy_project)
 
 
-def _default_deployment(config: pytest.Config, project: Any) -> str:
+def _default_deployment(config: pytest.Config, project: "Project") -> str:
     only = config.getoption("mldeploy_deployment")
     if only:
         return only[0]
@@ -374,16 +383,16 @@ def _default_deployment(config: pytest.Config, project: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def mldeploy_deployment(mldeploy_project: Any, pytestconfig: pytest.Config) -> Callable[[Optional[str]], Any]:
+def mldeploy_deployment(mldeploy_project: "Project", pytestconfig: pytest.Config) -> Callable[[Optional[str]], "Deployment"]:
     """`mldeploy_deployment(name=None)`: a deployment's parsed configuration (the default one when no name)."""
-    def get(name: Optional[str] = None) -> Any:
+    def get(name: Optional[str] = None) -> "Deployment":
         return mldeploy_project.deployments[name or _default_deployment(pytestconfig, mldeploy_project)]
 
     return get
 
 
 @pytest.fixture(scope="session")
-def mldeploy_image(mldeploy_project: Any, mldeploy_registry: Any, pytestconfig: pytest.Config) -> Any:
+def mldeploy_image(mldeploy_project: "Project", mldeploy_registry: "Registry", pytestconfig: pytest.Config) -> "BuiltImage":
     """The default deployment's service image (built once; reused when its inputs are unchanged)."""
     from pytest_mldeploy.core.image import build_image
 
@@ -392,7 +401,7 @@ def mldeploy_image(mldeploy_project: Any, mldeploy_registry: Any, pytestconfig: 
 
 
 @pytest.fixture(scope="session")
-def mldeploy_service(request: pytest.FixtureRequest, mldeploy_project: Any) -> Any:
+def mldeploy_service(request: pytest.FixtureRequest, mldeploy_project: "Project") -> "Service":
     """The default deployment's running service, started once per session and shared with the built-in checks."""
     runner = _runner_for(request.config, mldeploy_project.config_path)
     name = getattr(request, "param", None) or _default_deployment(request.config, mldeploy_project)
@@ -400,8 +409,8 @@ def mldeploy_service(request: pytest.FixtureRequest, mldeploy_project: Any) -> A
 
 
 @pytest.fixture
-def scoring_client(mldeploy_service: Any) -> Any:
+def scoring_client(mldeploy_service: "Service") -> "ScoringClient":
     """A client for the default deployment's service: `.score(**params)`, `.score_raw(...)`, `.swagger()`, `.health()`."""
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
 
     return ScoringClient.from_service(mldeploy_service)

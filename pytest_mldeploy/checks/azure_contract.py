@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any, Optional
 
-from pytest_mldeploy.checks.schema import _definitions, _to_json_schema
+from pytest_mldeploy.checks.published_contract import _definitions, _to_json_schema
 
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 if TYPE_CHECKING:
-    from pytest_mldeploy.checks.client import ScoringClient
+    import requests
+
+    from pytest_mldeploy.checks.published_contract import Contract
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.core.config import Deployment, Project
     from pytest_mldeploy.core.service import Service
     from pytest_mldeploy.core.targets import Target
@@ -21,7 +24,12 @@ class Outcome(str, Enum):
 
 @dataclass
 class CheckContext:
-    """A running service and what a check may need around it."""
+    """A running service and what a check may need around it.
+
+    The service's swagger document is fetched once per context, on first use, and shared by the
+    checks run with it (`swagger_response()`, `contract`); a failure to fetch or read it is kept
+    too, so every check that needs it reports the same reason.
+    """
 
     project: "Project"
     deployment: "Deployment"
@@ -31,6 +39,44 @@ class CheckContext:
     examples: int = 50
     report_dir: Optional[Path] = None
     seed: Optional[int] = None
+    _swagger: Union["requests.Response", Exception, None] = field(default=None, init=False, repr=False, compare=False)
+    _contract: Union["Contract", Exception, None] = field(default=None, init=False, repr=False, compare=False)
+
+    def swagger_response(self) -> "requests.Response":
+        """The service's answer to `GET /swagger.json` (Swagger 2.0), fetched once per context.
+
+        Raises the `requests.RequestException` of the first fetch again when there was no answer.
+        """
+        import requests
+
+        if self._swagger is None:
+            try:
+                self._swagger = self.client.swagger_response()
+            except requests.RequestException as exc:
+                self._swagger = exc
+        if isinstance(self._swagger, Exception):
+            raise self._swagger
+        return self._swagger
+
+    @property
+    def contract(self) -> "Contract":
+        """What the service's swagger document promises, read once per context.
+
+        Raises `requests.RequestException` when the document is not served and `ValueError` when
+        it cannot be read as swagger (the same exception for every check that asks).
+        """
+        import requests
+
+        from pytest_mldeploy.checks.published_contract import contract_of
+
+        if self._contract is None:
+            try:
+                self._contract = contract_of(self.swagger_response(), self.client.swagger_url)
+            except (requests.RequestException, ValueError) as exc:
+                self._contract = exc
+        if isinstance(self._contract, Exception):
+            raise self._contract
+        return self._contract
 
 
 @dataclass

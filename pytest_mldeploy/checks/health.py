@@ -10,12 +10,14 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import death_problem, failure_report, service_death
+from pytest_mldeploy.checks.check_registry import check
+from pytest_mldeploy.checks.failure_report import death_problem, failure_report, service_death
 
 NAME = "health"
 EXPECTED = "GET / answers 200 (the service reached Healthy)"
 
 
+@check(order=10)
 def check_health(ctx: CheckContext) -> CheckResult:
     """GET / answers 200."""
     refresh = getattr(ctx.service, "refresh_state", None)

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import requests
-from hypothesis import given, seed as hypothesis_seed
 
-from pytest_mldeploy.checks.client import ScoringClient
-from pytest_mldeploy.checks.parity_known import KnownDifference, match
-from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
+from pytest_mldeploy.checks.parity_known import Answer, Difference, ParityRequest, match
+from pytest_mldeploy.checks.published_contract import read_contract
 from pytest_mldeploy.checks.robustness import malformed_probes, schema_probes
 from pytest_mldeploy.checks.samples import sample_requests
-from pytest_mldeploy.checks.schema import read_contract
+from pytest_mldeploy.checks.strategies import generated_bodies
+from pytest_mldeploy.client import ScoringClient
 
 #: Relative tolerance when two JSON numbers are compared (the same model, two processes).
 FLOAT_RTOL = 1e-9
@@ -33,48 +32,6 @@ FLOAT_RTOL = 1e-9
 COMPARED_HEADERS = ("content-type", "x-ms-run-function-failed")
 #: Headers whose presence (not value: ids are per request) is compared.
 PRESENT_HEADERS = ("x-ms-request-id",)
-
-
-@dataclass(frozen=True)
-class ParityRequest:
-    """One request sent to both servers. `kind`: sample, generated, schema-rejected, malformed or route."""
-
-    kind: str
-    label: str
-    body: Optional[bytes] = None
-    content_type: Optional[str] = "application/json"
-    method: str = "POST"
-    path: str = "/score"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a client sees of one response (or why there was none)."""
-
-    status: Optional[int]
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    error: Optional[str] = None
-
-    def header(self, name: str) -> Optional[str]:
-        return dict(self.headers).get(name)
-
-    def shown(self, limit: int = 160) -> str:
-        if self.status is None:
-            return f"no answer ({self.error})"
-        text = self.body.decode("utf-8", "replace")
-        return f"{self.status} {text[:limit]}{'…' if len(text) > limit else ''}"
-
-
-@dataclass
-class Difference:
-    """How the two servers answered one request differently, and whether that is documented."""
-
-    request: ParityRequest
-    aspects: list[str]
-    ours: Answer
-    azure: Answer
-    known: Optional[KnownDifference] = None
 
 
 @dataclass
@@ -96,24 +53,6 @@ class ParityReport:
 
 
 # ---- requests ---------------------------------------------------------------------------------
-
-
-def generated_bodies(schema: dict, count: int, seed: Optional[int]) -> list[Any]:
-    """Up to `count` distinct schema-valid request bodies, reproducible for a seed."""
-    drawn: list[Any] = []
-    chosen, _rng = hypothesis_settings(count, seed)
-
-    def collect(body: Any) -> None:
-        drawn.append(body)
-
-    test: Callable[[], None] = chosen(given(request_strategy(schema))(collect))
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    test()
-    unique: dict[str, Any] = {}
-    for body in drawn:
-        unique.setdefault(json.dumps(body, sort_keys=True), body)
-    return list(unique.values())[:count]
 
 
 def build_requests(client: ScoringClient, deployment: Any, *, examples: int, seed: Optional[int]) -> tuple[list[ParityRequest], list[str]]:

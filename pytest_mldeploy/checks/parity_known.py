@@ -1,22 +1,62 @@
 """The documented differences between our server and Azure's azmlinfsrv, as matchers.
 
-Each entry says which requests (kinds), which status pair (ours, Azure's) and which bodies (regular
-expressions) it covers, and where docs/server.md documents it. `mldeploy parity` calls a
-difference known only when an entry matches it; tests check that every entry is in the docs.
+A `Difference` is how the two servers answered one `ParityRequest` (each an `Answer`) differently.
+Each entry of `KNOWN` says which requests (kinds), which status pair (ours, Azure's) and which
+bodies (regular expressions) it covers, and where docs/server.md documents it. `mldeploy parity`
+calls a difference known only when an entry matches it; tests check that every entry is in the docs.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
-
-if TYPE_CHECKING:
-    from pytest_mldeploy.checks.parity import Difference
+from typing import Optional
 
 #: The section of docs/server.md that lists these entries by id.
 DOC = "docs/server.md#parity-with-azures-server"
 
 SCRIPT_ERROR = r"An unexpected error occurred in scoring script"
+
+
+@dataclass(frozen=True)
+class ParityRequest:
+    """One request sent to both servers. `kind`: sample, generated, schema-rejected, malformed or route."""
+
+    kind: str
+    label: str
+    body: Optional[bytes] = None
+    content_type: Optional[str] = "application/json"
+    method: str = "POST"
+    path: str = "/score"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a client sees of one response (or why there was none)."""
+
+    status: Optional[int]
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    error: Optional[str] = None
+
+    def header(self, name: str) -> Optional[str]:
+        return dict(self.headers).get(name)
+
+    def shown(self, limit: int = 160) -> str:
+        if self.status is None:
+            return f"no answer ({self.error})"
+        text = self.body.decode("utf-8", "replace")
+        return f"{self.status} {text[:limit]}{'…' if len(text) > limit else ''}"
+
+
+@dataclass
+class Difference:
+    """How the two servers answered one request differently, and whether that is documented."""
+
+    request: ParityRequest
+    aspects: list[str]
+    ours: Answer
+    azure: Answer
+    known: Optional["KnownDifference"] = None
 
 
 @dataclass(frozen=True)

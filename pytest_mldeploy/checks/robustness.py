@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import requests
-from hypothesis import find
 
-from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.properties import hypothesis_settings, request_strategy
-from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death, service_log_tail
 from pytest_mldeploy.checks.azure_contract import azure_bad_request_answer, runs_azure_server
-from pytest_mldeploy.checks.schema import (
-    Contract, json_path, read_contract, schema_error, strict_json, unreadable_contract, validator,
-)
+from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
+from pytest_mldeploy.checks.check_registry import check
+from pytest_mldeploy.checks.failure_report import death_problem, death_report, failure_report, service_death, service_log_tail
+from pytest_mldeploy.checks.published_contract import Contract, json_path, schema_error, strict_json, validator
 
 NAME = "robustness"
 
@@ -135,8 +132,9 @@ def base_request(contract: Contract, seed: Optional[int]) -> Any:
     """A request the schema accepts: the documented example when it matches, else the smallest one."""
     if contract.has_example and schema_error(contract.example, contract.input) is None:
         return contract.example
-    chosen, rng = hypothesis_settings(50, seed)
-    return find(request_strategy(contract.input or {}), lambda _: True, settings=chosen, random=rng)
+    from pytest_mldeploy.checks.strategies import smallest_request
+
+    return smallest_request(contract.input or {}, seed)
 
 
 def schema_probes(contract: Contract, seed: Optional[int]) -> list[Probe]:
@@ -230,12 +228,10 @@ class _Finding:
     error: Optional[BaseException] = None
 
 
+@check(order=40, requires_contract=True)
 def check_robustness(ctx: CheckContext) -> CheckResult:
     """Schema-rejected and malformed requests get a 4xx with a JSON message (5xx is a warning without a schema); GET / stays 200."""
-    try:
-        contract = read_contract(ctx.client)
-    except (requests.RequestException, ValueError) as exc:
-        return unreadable_contract(NAME, ctx.client, exc)
+    contract = ctx.contract
     strict = contract.input is not None
     example = contract.example if contract.has_example else None
     probes, notes = malformed_probes(example, getattr(ctx.deployment, "max_body_bytes", None))

@@ -13,8 +13,9 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import death_problem, death_report, failure_report, service_death
-from pytest_mldeploy.checks.schema import body_problem, expected_answer, read_contract
+from pytest_mldeploy.checks.failure_report import death_problem, death_report, failure_report, service_death
+from pytest_mldeploy.checks.check_registry import check
+from pytest_mldeploy.checks.published_contract import body_problem, expected_answer
 from pytest_mldeploy.errors import ConfigError
 
 JSON_TYPE = "application/json"
@@ -60,6 +61,7 @@ def _requests_file(ctx: CheckContext) -> Optional[Path]:
     return Path(path) if path else None
 
 
+@check(order=50)
 def check_samples(ctx: CheckContext) -> CheckResult:
     """Each request of `profile.requests` gets a 200 with strict JSON (matching ServiceOutput when declared)."""
     path = _requests_file(ctx)
@@ -77,7 +79,7 @@ def check_samples(ctx: CheckContext) -> CheckResult:
 
     warnings: list[str] = []
     try:
-        output = read_contract(ctx.client).output
+        output = ctx.contract.output
     except (requests.RequestException, ValueError) as exc:
         output = None
         warnings.append(f"answers were not checked against ServiceOutput: the swagger document could not be read ({exc})")

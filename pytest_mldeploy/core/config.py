@@ -34,6 +34,7 @@ from pytest_mldeploy.core import azure_config, azure_v2, nocode
 from pytest_mldeploy.core import conda as conda_env
 from pytest_mldeploy.core.base_image import is_azure_curated
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract
 
 CONFIG_FILENAME = "mldeploy.yaml"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -42,20 +43,22 @@ DEFAULT_REGISTRY_DIRNAME = ".mldeploy"
 ALLOWED_OUTSIDE_KEY = "allowed_outside_paths"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Set by the app layout from other keys; a deployment may not set them through environment.variables.
+# Set by mldeploy from other keys; a deployment may not set them through environment.variables.
 RESERVED_VARIABLES = {
-    "AML_APP_ROOT": "the app layout",
-    "AZUREML_SOURCE_DIRECTORY": "source_directory",
-    "AZUREML_ENTRY_SCRIPT": "entry_script",
-    "AZUREML_MODEL_DIR": "models",
-    "SERVICE_NAME": "the deployment's name",
-    "SCORING_TIMEOUT_MS": "scoring_timeout_ms",
-    "CORS_ORIGINS": "cors_origins",
-    "WORKER_COUNT": "workers",
-    "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
-    "MLDEPLOY_MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
-    "MLDEPLOY_AUTH_KEYS": "auth.keys",
-    "MLDEPLOY_SCORER": "the model, when there is no entry_script",
+    contract.APP_ROOT_VAR: "the app layout",
+    contract.SOURCE_DIRECTORY_VAR: "source_directory",
+    contract.ENTRY_SCRIPT_VAR: "entry_script",
+    contract.MODEL_DIR_VAR: "models",
+    contract.SERVICE_NAME_VAR: "the deployment's name",
+    contract.SCORING_TIMEOUT_MS_VAR: "scoring_timeout_ms",
+    contract.CORS_ORIGINS_VAR: "cors_origins",
+    contract.WORKER_COUNT_VAR: "workers",
+    contract.MAX_BODY_BYTES_VAR: "max_body_bytes",
+    contract.MAX_CONCURRENT_REQUESTS_VAR: "max_concurrent_requests",
+    contract.AUTH_KEYS_VAR: "auth.keys",
+    contract.SCORER_VAR: "the model, when there is no entry_script",
+    # Inside an image the server listens on the port Docker publishes and the probe asks there.
+    contract.PORT_VAR: "port",
 }
 
 

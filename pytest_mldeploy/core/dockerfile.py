@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from pytest_mldeploy.server import contract as c
+
 from .environment import UV_TOOL
 
-APP_ROOT = "/var/azureml-app"
 SERVER_ROOT = "/opt/mldeploy"
 VENV = "/opt/venv"
-PORT = 5001
 SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
 WHEELS = "/wheels"
@@ -27,7 +27,7 @@ TEMPLATE_VERSION = "3"
 
 _HEALTHCHECK = (
     "import os, urllib.request; "
-    "urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('MLDEPLOY_PORT', '" + str(PORT) + "'), timeout=4)"
+    f"urllib.request.urlopen('http://127.0.0.1:%s{c.HEALTH_ROUTE}' % os.environ.get('{c.PORT_VAR}', '{c.DEFAULT_PORT}'), timeout=4)"
 )
 
 
@@ -38,7 +38,7 @@ class DockerfileSpec:
     base_image: str
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
-    port: int = PORT
+    port: int = c.DEFAULT_PORT
     #: `mldeploy` (ours, copied into SERVER_ROOT) or `azureml` (Azure's azmlinfsrv from the wheelhouse).
     server: str = "mldeploy"
     #: The absolute entry script; azmlinfsrv takes it on its command line.
@@ -97,13 +97,13 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         "LANG": "C.UTF-8",
         "HOME": "/tmp",  # writable for libraries that keep caches in ~
         **spec.env,
-        "MLDEPLOY_HOST": "0.0.0.0",
-        "MLDEPLOY_PORT": str(spec.port),
+        c.HOST_VAR: "0.0.0.0",
+        c.PORT_VAR: str(spec.port),
     }
     deployment_label = {k: v for k, v in spec.labels.items() if k == "mldeploy.deployment"}
     healthcheck = json.dumps([f"{VENV}/bin/python", "-c", _HEALTHCHECK])
     if ours:
-        command = json.dumps([f"{VENV}/bin/python", "-m", "pytest_mldeploy.server"])
+        command = json.dumps([f"{VENV}/bin/python", "-m", c.SERVER_MODULE])
     else:  # Azure's console script, as production images start it; it answers GET / like ours
         command = json.dumps([f"{VENV}/bin/azmlinfsrv", "--entry_script", spec.entry_script, "--port", str(spec.port)])
     return (
@@ -124,7 +124,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         # The settings every deployment of this server kind shares come before the venv: the
         # classic builder commits each instruction, a commit costs more the more layers lie
         # below it, and here they are also shared from the build cache between deployments.
-        f"WORKDIR {APP_ROOT}\n"
+        f"WORKDIR {c.DEFAULT_APP_ROOT}\n"
         f"USER {SERVICE_USER}\n"
         f"EXPOSE {spec.port}\n"
         f"HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD {healthcheck}\n"
@@ -133,8 +133,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         # The deployment's settings sit before the content layers, so after an edit to the
         # source only what follows it is redone; its labels go last, with the inputs hash.
         + key_value_instruction("ENV", env)
-        + (f"COPY models/ {APP_ROOT}/\n" if spec.models else "")
+        + (f"COPY models/ {c.DEFAULT_APP_ROOT}/\n" if spec.models else "")
         + (f"COPY server/ {SERVER_ROOT}/\n" if ours else "")
-        + f"COPY app/ {APP_ROOT}/\n"
+        + f"COPY app/ {c.DEFAULT_APP_ROOT}/\n"
         + key_value_instruction("LABEL", spec.labels)
     )

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from .. import __version__
 from ..errors import BuildError
+from ..server import contract
 from . import dockerfile as df
 from . import servers
 from .base_image import (
@@ -46,11 +47,9 @@ from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse,
 
 Progress = Optional[Callable[[str], None]]
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
-_MODELS_DIR = "azureml-models"
 _SKIP_NAMES = {"__pycache__", ".git", ".mldeploy", ".pytest_cache", ".mypy_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _LOG_TAIL = 25
-AUTH_KEYS_VARIABLE = "MLDEPLOY_AUTH_KEYS"
 
 
 @dataclass(frozen=True)
@@ -318,17 +317,17 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         layout = lay_out_app(deployment, models, registry, staging)
         (out / "models").mkdir()
         if models:
-            _copy_filtered(staging / _MODELS_DIR, out / "models" / _MODELS_DIR)
-            shutil.rmtree(staging / _MODELS_DIR)
+            _copy_filtered(staging / contract.MODELS_DIRNAME, out / "models" / contract.MODELS_DIRNAME)
+            shutil.rmtree(staging / contract.MODELS_DIRNAME)
         _copy_filtered(staging, out / "app")
         # Without models the (empty) azureml-models folder travels in the source layer, so
         # AZUREML_MODEL_DIR exists in the image and no COPY adds an empty layer.
         if not models:
-            (out / "app" / _MODELS_DIR).mkdir(parents=True, exist_ok=True)
+            (out / "app" / contract.MODELS_DIRNAME).mkdir(parents=True, exist_ok=True)
         (out / "app").mkdir(exist_ok=True)
-        env = dict(layout.relocated(df.APP_ROOT).server_env())
+        env = dict(layout.relocated(contract.DEFAULT_APP_ROOT).server_env())
         # Keys are secrets and may be generated per run: the target passes them at start, never the image.
-        env.pop(AUTH_KEYS_VARIABLE, None)
+        env.pop(contract.AUTH_KEYS_VAR, None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

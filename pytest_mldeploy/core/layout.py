@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from pytest_mldeploy.core.nocode import SCORER_VARIABLE, SPEC_FILENAME as NOCODE_SPEC
+from pytest_mldeploy.core.nocode import SPEC_FILENAME as NOCODE_SPEC
 from pytest_mldeploy.errors import BuildError
+from pytest_mldeploy.server import contract as c
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.config import Deployment
     from pytest_mldeploy.core.nocode import BuiltinScorer
     from pytest_mldeploy.core.registry import Registry, RegisteredModel
 
-MODELS_DIRNAME = "azureml-models"
 # Never copied from the source directory, whatever the ignore files say.
 # Tool caches and reports change on every run; copied in, they would change the image each time.
 # `mldeploy.yaml` may hold `auth.keys`: nothing secret goes into an app or an image (the targets
@@ -72,16 +72,16 @@ class AppLayout:
         env = ServerEnv(self.settings)
         env.update(
             {
-                "AML_APP_ROOT": str(base),
-                "AZUREML_MODEL_DIR": str(base / self.model_dir.relative_to(self.app_root).as_posix()),
+                c.APP_ROOT_VAR: str(base),
+                c.MODEL_DIR_VAR: str(base / self.model_dir.relative_to(self.app_root).as_posix()),
             }
         )
         if self.scorer_spec is not None:
-            env[SCORER_VARIABLE] = self.scorer_spec
+            env[c.SCORER_VAR] = self.scorer_spec
         else:
             assert self.entry_script is not None
-            env["AZUREML_SOURCE_DIRECTORY"] = self.source_dir.name
-            env["AZUREML_ENTRY_SCRIPT"] = self.entry_script.relative_to(self.source_dir).as_posix()
+            env[c.SOURCE_DIRECTORY_VAR] = self.source_dir.name
+            env[c.ENTRY_SCRIPT_VAR] = self.entry_script.relative_to(self.source_dir).as_posix()
         return env
 
 
@@ -93,11 +93,11 @@ def lay_out_app(
     if root.exists() and any(root.iterdir()):
         raise BuildError(f"app layout folder {root} is not empty; give a new or empty folder")
     source = Path(deployment.source_directory or ".").absolute()
-    if source.name == MODELS_DIRNAME:
-        raise BuildError(f"deployment {deployment.name}: source_directory may not be named {MODELS_DIRNAME}; rename it")
+    if source.name == c.MODELS_DIRNAME:
+        raise BuildError(f"deployment {deployment.name}: source_directory may not be named {c.MODELS_DIRNAME}; rename it")
     root.mkdir(parents=True, exist_ok=True)
 
-    models_root = root / MODELS_DIRNAME
+    models_root = root / c.MODELS_DIRNAME
     models_root.mkdir()
     stored = [_place_model(model, registry, models_root) for model in models]
     model_dir = models_root / stored[0].name / str(stored[0].version) if len(stored) == 1 else models_root
@@ -175,17 +175,17 @@ def _settings(deployment: "Deployment") -> Dict[str, str]:
     env = dict(deployment.environment.variables)
     env.update(
         {
-            "SERVICE_NAME": deployment.name,
-            "SCORING_TIMEOUT_MS": str(deployment.scoring_timeout_ms),
-            "CORS_ORIGINS": ",".join(deployment.cors_origins),
-            "WORKER_COUNT": str(deployment.workers),
-            "MLDEPLOY_MAX_BODY_BYTES": str(deployment.max_body_bytes),
+            c.SERVICE_NAME_VAR: deployment.name,
+            c.SCORING_TIMEOUT_MS_VAR: str(deployment.scoring_timeout_ms),
+            c.CORS_ORIGINS_VAR: ",".join(deployment.cors_origins),
+            c.WORKER_COUNT_VAR: str(deployment.workers),
+            c.MAX_BODY_BYTES_VAR: str(deployment.max_body_bytes),
         }
     )
     if getattr(deployment, "max_concurrent_requests", None):
-        env["MLDEPLOY_MAX_CONCURRENT_REQUESTS"] = str(deployment.max_concurrent_requests)
+        env[c.MAX_CONCURRENT_REQUESTS_VAR] = str(deployment.max_concurrent_requests)
     if deployment.auth.enabled and deployment.auth.keys:
-        env["MLDEPLOY_AUTH_KEYS"] = ",".join(deployment.auth.keys)
+        env[c.AUTH_KEYS_VAR] = ",".join(deployment.auth.keys)
     return env
 
 

@@ -20,7 +20,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 SPEC_FILENAME = "mldeploy-scorer.json"
-SCORER_VARIABLE = "MLDEPLOY_SCORER"
 MLMODEL = "MLmodel"
 #: Framework names as Azure ML v1 writes them (`Model.Framework.SCIKITLEARN`, `.ONNX`) and common variants.
 _FRAMEWORKS = {"scikitlearn": "sklearn", "scikit-learn": "sklearn", "sklearn": "sklearn", "onnx": "onnx",

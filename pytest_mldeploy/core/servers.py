@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any, Mapping
 
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract as c
 
 MLDEPLOY = "mldeploy"
 AZUREML = "azureml"
@@ -39,12 +40,12 @@ def requirements_for(deployment: Any) -> list[str]:
 
 def entry_script_path(env: Mapping[str, str]) -> str:
     """The absolute entry script for a layout's environment (`AML_APP_ROOT/AZUREML_SOURCE_DIRECTORY/AZUREML_ENTRY_SCRIPT`)."""
-    root = PurePosixPath(env["AML_APP_ROOT"])
-    source = env.get("AZUREML_SOURCE_DIRECTORY") or ""
-    return str(root / source / env["AZUREML_ENTRY_SCRIPT"]) if source else str(root / env["AZUREML_ENTRY_SCRIPT"])
+    root = PurePosixPath(env[c.APP_ROOT_VAR])
+    source = env.get(c.SOURCE_DIRECTORY_VAR) or ""
+    return str(root / source / env[c.ENTRY_SCRIPT_VAR]) if source else str(root / env[c.ENTRY_SCRIPT_VAR])
 
 
-def command(server: str, python: str, env: Mapping[str, str], port: int, host: str = "127.0.0.1") -> list[str]:
+def command(server: str, python: str, env: Mapping[str, str], port: int, host: str = c.DEFAULT_HOST) -> list[str]:
     """The command line that serves the layout described by `env` on `port`.
 
     azmlinfsrv always listens on all interfaces (gunicorn `-b 0.0.0.0:PORT`) and needs the entry
@@ -52,4 +53,4 @@ def command(server: str, python: str, env: Mapping[str, str], port: int, host: s
     """
     if server == AZUREML:
         return [python, "-m", AZUREML_MODULE, "--entry_script", entry_script_path(env), "--port", str(port)]
-    return [python, "-m", "pytest_mldeploy.server", "--host", host, "--port", str(port)]
+    return [python, "-m", c.SERVER_MODULE, "--host", host, "--port", str(port)]

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 import requests
 
 from pytest_mldeploy.errors import ServiceError
+from pytest_mldeploy.server.contract import HEALTH_ROUTE, SCORE_ROUTE, SWAGGER_ROUTE
 
 #: How many log lines a failure message carries.
 LOG_TAIL_LINES = 40
@@ -272,11 +273,11 @@ class Service(ABC):
     # -- where to reach it ----------------------------------------------------------------
     @property
     def scoring_uri(self) -> str:
-        return self.base_url + "/score"
+        return self.base_url + SCORE_ROUTE
 
     @property
     def swagger_uri(self) -> str:
-        return self.base_url + "/swagger.json"
+        return self.base_url + SWAGGER_ROUTE
 
     @property
     def pid(self) -> Optional[int]:
@@ -376,7 +377,7 @@ class Service(ABC):
 
     def _probe(self) -> tuple[Optional[int], Optional[str]]:
         try:
-            response = requests.get(self.base_url + "/", timeout=_PROBE_TIMEOUT_S)
+            response = requests.get(self.base_url + HEALTH_ROUTE, timeout=_PROBE_TIMEOUT_S)
         except requests.RequestException as exc:
             return None, _short_error(exc)
         return response.status_code, (response.text.strip()[:300] or None) if response.status_code != 200 else None

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from . import contract as c
 from .settings import SettingsError, load_settings
 
 
@@ -13,15 +14,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the command line over the environment's settings and run the server."""
     parser = argparse.ArgumentParser(
         prog="python -m pytest_mldeploy.server",
-        description="Serve an Azure ML v1 entry script (settings from the environment and AML_APP_ROOT/config.json).",
+        description=f"Serve an Azure ML v1 entry script (settings from the environment and {c.APP_ROOT_VAR}/{c.CONFIG_FILENAME}).",
     )
-    parser.add_argument("--host", help="address to listen on (default: $MLDEPLOY_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: $MLDEPLOY_PORT or 5001)")
-    parser.add_argument("--workers", type=int, help="worker processes (default: $WORKER_COUNT or 1)")
+    parser.add_argument("--host", help=f"address to listen on (default: ${c.HOST_VAR} or {c.DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, help=f"port to listen on (default: ${c.PORT_VAR} or {c.DEFAULT_PORT})")
+    parser.add_argument("--workers", type=int, help=f"worker processes (default: ${c.WORKER_COUNT_VAR} or 1)")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
-    for key, value in (("MLDEPLOY_HOST", args.host), ("MLDEPLOY_PORT", args.port), ("WORKER_COUNT", args.workers)):
+    for key, value in ((c.HOST_VAR, args.host), (c.PORT_VAR, args.port), (c.WORKER_COUNT_VAR, args.workers)):
         if value is not None:
             env[key] = str(value)
     try:

@@ -20,6 +20,7 @@ from typing import Awaitable, Callable, Optional
 from pytest_mldeploy import __version__
 
 from . import admission, amlhttp, swagger
+from .contract import HEALTH_ROUTE, MAX_BODY_BYTES_VAR, SCORE_ROUTE, SWAGGER_ROUTE
 from .runner import RunThread, ScoringInterrupted, ScoringTimeout, WorkerStuck
 from .settings import Settings
 from .user_script import BadRequest, ScriptError, UserScript
@@ -146,10 +147,6 @@ class ScoringApp:
         self.script = UserScript(settings)
         self.ready = False
         self.runner: Optional[RunThread] = None
-        prefix = settings.path_prefix
-        self.health_path = f"{prefix}/"
-        self.score_path = f"{prefix}/score"
-        self.swagger_path = f"{prefix}/swagger.json"
         self._keys = [key.encode() for key in settings.auth_keys]
         self._cors_any = "*" in settings.cors_origins
         self._cors = {origin.encode() for origin in settings.cors_origins}
@@ -226,7 +223,7 @@ class ScoringApp:
                 [_JSON, _SERVER])
             return
         path, method = scope["path"], scope["method"]
-        if path == self.score_path:
+        if path == SCORE_ROUTE:
             gate = self._gate
             if gate is None:
                 await self._score_route(scope, receive, send, request, base, method)
@@ -237,7 +234,7 @@ class ScoringApp:
                     await self._score_route(scope, receive, send, request, base, method)
                 finally:
                     gate.leave(self._worker_index)
-        elif path == self.health_path:
+        elif path == HEALTH_ROUTE:
             if method in ("GET", "HEAD"):
                 if self.unhealthy is not None:
                     await self._send(send, 503, _message(self.unhealthy), base + [_JSON])
@@ -249,7 +246,7 @@ class ScoringApp:
                 await self._options(send, request, base)
             else:
                 await self._method_not_allowed(send, base, _ALLOW_HEALTH)
-        elif path == self.swagger_path:
+        elif path == SWAGGER_ROUTE:
             # Open without a key, as on Azure: the document describes the API, it grants nothing.
             if method == "OPTIONS":
                 await self._options(send, request, base)
@@ -283,7 +280,7 @@ class ScoringApp:
         if body is None:
             await self._send(send, 413, _message(
                 f"Request body is larger than the service's limit of {self.settings.max_body_bytes} bytes "
-                f"(MLDEPLOY_MAX_BODY_BYTES)"), base + [_JSON, _FAILED[False], _CLOSE])
+                f"({MAX_BODY_BYTES_VAR})"), base + [_JSON, _FAILED[False], _CLOSE])
             return
         await self._score(scope, send, base, method, body)
 
@@ -507,10 +504,3 @@ def _query_pairs(query: bytes) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
     return parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-
-
-def create_app(settings: Optional[Settings] = None) -> ScoringApp:
-    """The app for the current environment's settings (an ASGI app factory for uvicorn)."""
-    from .settings import load_settings
-
-    return ScoringApp(settings or load_settings())

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .contract import APP_ROOT_VAR, DEFAULT_APP_ROOT, MODEL_DIR_VAR, MODELS_DIRNAME
+
 
 class ModelNotFoundError(FileNotFoundError):
     """The named model (or version) is not in the app's `azureml-models` folder."""
@@ -17,14 +19,14 @@ class ModelNotFoundError(FileNotFoundError):
 def models_root(environ: Optional[dict[str, str]] = None) -> Path:
     """The `azureml-models` folder, found from `AZUREML_MODEL_DIR` or else `AML_APP_ROOT`."""
     env = os.environ if environ is None else environ
-    model_dir = env.get("AZUREML_MODEL_DIR")
+    model_dir = env.get(MODEL_DIR_VAR)
     if model_dir:
         path = Path(model_dir)
-        if path.name == "azureml-models":
+        if path.name == MODELS_DIRNAME:
             return path
-        if path.parent.parent.name == "azureml-models":
+        if path.parent.parent.name == MODELS_DIRNAME:
             return path.parent.parent
-    return Path(env.get("AML_APP_ROOT") or "/var/azureml-app") / "azureml-models"
+    return Path(env.get(APP_ROOT_VAR) or DEFAULT_APP_ROOT) / MODELS_DIRNAME
 
 
 def get_model_path(model_name: str, version: Optional[Union[int, str]] = None, _workspace: object = None) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .contract import HEALTH_ROUTE, SCORE_ROUTE, SWAGGER_ROUTE
+
 
 class SwaggerVersionError(LookupError):
     """The asked-for version cannot be given (unknown, or the schema's types do not fit it)."""
@@ -72,7 +74,7 @@ def _swagger2(title: str, service_version: str, prefix: str, body: dict, output:
                        "description": "For example: Bearer abc123"}
         },
         "paths": {
-            f"{prefix}/": {
+            prefix + HEALTH_ROUTE: {
                 "get": {
                     "operationId": "ServiceHealthCheck",
                     "description": _HEALTH_DESCRIPTION,
@@ -84,7 +86,7 @@ def _swagger2(title: str, service_version: str, prefix: str, body: dict, output:
                     },
                 }
             },
-            f"{prefix}/score": {
+            prefix + SCORE_ROUTE: {
                 "post": {
                     "operationId": "RunMLService",
                     "description": _SCORE_DESCRIPTION,
@@ -99,7 +101,7 @@ def _swagger2(title: str, service_version: str, prefix: str, body: dict, output:
                     },
                 }
             },
-            f"{prefix}/swagger.json": {
+            prefix + SWAGGER_ROUTE: {
                 "get": {
                     "operationId": "GetSwaggerSpec",
                     "description": _SWAGGER_DESCRIPTION,
@@ -131,7 +133,7 @@ def _openapi3(title: str, service_version: str, prefix: str, body: dict, output:
         "info": _info(title, service_version),
         "security": [{"Bearer": []}],
         "paths": {
-            f"{prefix}/": {
+            prefix + HEALTH_ROUTE: {
                 "get": {
                     "operationId": "ServiceHealthCheck",
                     "description": _HEALTH_DESCRIPTION,
@@ -143,7 +145,7 @@ def _openapi3(title: str, service_version: str, prefix: str, body: dict, output:
                     },
                 }
             },
-            f"{prefix}/score": {
+            prefix + SCORE_ROUTE: {
                 "post": {
                     "operationId": "RunMLService",
                     "description": _SCORE_DESCRIPTION,
@@ -155,7 +157,7 @@ def _openapi3(title: str, service_version: str, prefix: str, body: dict, output:
                     },
                 }
             },
-            f"{prefix}/swagger.json": {
+            prefix + SWAGGER_ROUTE: {
                 "get": {
                     "operationId": "GetSwaggerSpec",
                     "description": _SWAGGER_DESCRIPTION,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl
 
 from . import amlhttp, nocode, schema, shims, validation
+from .contract import APP_ROOT_VAR, ENTRY_SCRIPT_VAR, MODEL_DIR_VAR, SOURCE_DIRECTORY_VAR
 from .schema import UNCHECKED
 from .settings import Settings
 
@@ -75,15 +76,15 @@ class UserScript:
         path = settings.entry_script
         if not path.is_file():
             raise ScriptError(
-                f"entry script {path} does not exist (AZUREML_ENTRY_SCRIPT is relative to "
-                f"AZUREML_SOURCE_DIRECTORY={settings.source_dir}); fix those settings"
+                f"entry script {path} does not exist ({ENTRY_SCRIPT_VAR} is relative to "
+                f"{SOURCE_DIRECTORY_VAR}={settings.source_dir}); fix those settings"
             )
         os.chdir(settings.source_dir.parent)
         if str(settings.source_dir) not in sys.path:
             sys.path.insert(0, str(settings.source_dir))
-        os.environ.setdefault("AML_APP_ROOT", str(settings.app_root))
+        os.environ.setdefault(APP_ROOT_VAR, str(settings.app_root))
         if settings.model_dir:
-            os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+            os.environ[MODEL_DIR_VAR] = settings.model_dir
         shims.install()
 
         spec = importlib.util.spec_from_file_location("entry_module", path)
@@ -157,9 +158,9 @@ class UserScript:
         """No entry script: one of the server's own scorers serves the model (nocode/)."""
         settings = self.settings
         os.chdir(settings.app_root)
-        os.environ.setdefault("AML_APP_ROOT", str(settings.app_root))
+        os.environ.setdefault(APP_ROOT_VAR, str(settings.app_root))
         if settings.model_dir:
-            os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+            os.environ[MODEL_DIR_VAR] = settings.model_dir
         try:
             self.scorer = nocode.load_scorer(settings.app_root, str(settings.scorer_spec))
         except nocode.ScorerError as exc:

@@ -15,7 +15,7 @@ EXAMPLES = 30
 @pytest.fixture(scope="module")
 def live_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., CheckContext]]:
     """`live_context(project_dir)` deploys the project's only deployment once per module and returns a fresh CheckContext."""
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.core.registry import Registry
     from pytest_mldeploy.core.targets import get_target

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from pytest_mldeploy.checks.client import INLINE_BODY_LIMIT, ScoringClient, curl_command, curl_for, from_service
+from pytest_mldeploy.client import INLINE_BODY_LIMIT, ScoringClient, curl_command, curl_for, from_service
 
 
 def test_inline_json_body_round_trips_through_the_shell():

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def deploy(tmp_path: Path) -> Iterator[Callable[..., CheckContext]]:
     """`deploy(project_dir, name, **updates)`: the deployment started on the process target, as a CheckContext."""
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.core.registry import Registry
     from pytest_mldeploy.core.targets import get_target
@@ -146,7 +146,7 @@ def test_health_names_the_signal_that_killed_the_server(deploy):
 def test_the_runner_fails_the_check_a_service_died_in_and_points_the_rest_to_it(deploy):
     """A check that does not look for a death itself (here: any check, after the server is killed) still fails
     with the death first; the checks after it fail at once, pointing to it."""
-    from pytest_mldeploy.runner import CheckRunner
+    from pytest_mldeploy.check_run import CheckRunner
 
     ctx = deploy(DIES, "dies-exit")
     runner = CheckRunner(ctx.project, target="process")
@@ -173,7 +173,7 @@ def test_the_runner_fails_the_check_a_service_died_in_and_points_the_rest_to_it(
 def test_an_oom_kill_in_run_names_the_limit_on_docker(tmp_path):
     """run() fills 400 MiB under a 128 MiB limit: samples names the OOM kill and the limit; later checks point to it."""
     from pytest_mldeploy.core.config import load_project
-    from pytest_mldeploy.runner import CheckRunner
+    from pytest_mldeploy.check_run import CheckRunner
 
     runner = CheckRunner(load_project(DIES / "mldeploy.yaml"), target="docker", report_dir=tmp_path)
     try:

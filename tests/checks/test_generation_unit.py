@@ -5,9 +5,9 @@ import json
 
 from hypothesis import find
 
-from pytest_mldeploy.checks.properties import MAX_ITEMS, NUMBER_BOUND, generation_schema, hypothesis_settings, request_strategy
+from pytest_mldeploy.checks.strategies import MAX_ITEMS, NUMBER_BOUND, generation_schema, hypothesis_settings, request_strategy
 from pytest_mldeploy.checks.robustness import malformed_probes, mutations, schema_probes
-from pytest_mldeploy.checks.schema import Contract, validator
+from pytest_mldeploy.checks.published_contract import Contract, validator
 
 DIABETES = {
     "type": "object",

@@ -5,7 +5,7 @@ import json
 
 import requests
 
-from pytest_mldeploy.checks.report import MAX_BODY_LINES, MAX_ITEMS, failure_report, pretty_body, pretty_json, service_log_tail
+from pytest_mldeploy.checks.failure_report import MAX_BODY_LINES, MAX_ITEMS, failure_report, pretty_body, pretty_json, service_log_tail
 
 
 def _response(status: int, body: bytes, request: requests.PreparedRequest, headers: dict) -> requests.Response:
@@ -84,7 +84,7 @@ def test_log_tail_survives_a_broken_service():
 
 
 def test_a_death_report_names_the_death_first_then_the_log_then_the_request():
-    from pytest_mldeploy.checks.report import death_report
+    from pytest_mldeploy.checks.failure_report import death_report
 
     request = requests.Request("POST", "http://127.0.0.1:5001/score", data=b'{"data": [[3000.0]]}',
                                headers={"Content-Type": "application/json"}).prepare()

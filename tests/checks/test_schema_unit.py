@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from pytest_mldeploy.checks.schema import (
+from pytest_mldeploy.checks.published_contract import (
     NotStrictJSON,
     body_problem,
     definition_schema,

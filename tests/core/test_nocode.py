@@ -13,6 +13,7 @@ from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.layout import lay_out_app
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server.contract import SCORER_VAR
 
 REPO = Path(__file__).resolve().parents[2]
 MLFLOW_MODEL = REPO / "example_projects" / "mlflow-diabetes" / "model"
@@ -143,7 +144,7 @@ def test_layout_writes_the_scorer_description_and_no_source(tmp_path: Path) -> N
     spec = json.loads((tmp_path / "app" / nocode.SPEC_FILENAME).read_text())
     assert spec == {"scorer": "onnx", "model": "azureml-models/iris/1/iris.onnx"}
     env = layout.server_env()
-    assert env[nocode.SCORER_VARIABLE] == nocode.SPEC_FILENAME
+    assert env[SCORER_VAR] == nocode.SPEC_FILENAME
     assert "AZUREML_ENTRY_SCRIPT" not in env and "AZUREML_SOURCE_DIRECTORY" not in env
     assert sorted(p.name for p in (tmp_path / "app").iterdir()) == ["azureml-models", nocode.SPEC_FILENAME]
     assert layout.relocated("/var/azureml-app")["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/iris/1"

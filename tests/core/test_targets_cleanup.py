@@ -8,7 +8,7 @@ import pytest
 
 from pytest_mldeploy.core.targets import cleanup, get_target
 from pytest_mldeploy.core.targets.cleanup import SweepDecision, owner_labels, sweep_decision
-from pytest_mldeploy.core.targets.common import make_keys, memory_limit_bytes, nano_cpus
+from pytest_mldeploy.core.targets.common import memory_limit_bytes, nano_cpus
 from pytest_mldeploy.core.targets.docker import container_name_for
 from pytest_mldeploy.errors import ServiceError
 
@@ -88,17 +88,6 @@ def test_limits_convert_to_docker_units():
     assert nano_cpus(_Res(0.5, 1)) == 500_000_000
     assert memory_limit_bytes(_Res(1, 0.125)) == 128 * 1024**2
     assert nano_cpus(None) is None and memory_limit_bytes(None) is None
-
-
-class _Dep:
-    def __init__(self, auth):
-        self.auth = auth
-
-
-def test_keys_only_when_auth_is_on():
-    assert make_keys(_Dep(None)) == [] and make_keys(_Dep(False)) == []
-    keys = make_keys(_Dep(True))
-    assert len(keys) == 2 and keys[0] != keys[1] and all(len(k) >= 32 for k in keys)
 
 
 def test_get_target_process_and_unknown():

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_mldeploy.checks.base import CheckContext, Outcome
-from pytest_mldeploy.checks.client import ScoringClient
+from pytest_mldeploy.client import ScoringClient
 from pytest_mldeploy.checks.profiling import ProfileSettings, check_profile, profile_deployment
 from pytest_mldeploy.checks.profiling.report import AZURE_FIELDS
 from pytest_mldeploy.checks.profiling.sampling import ProcessSampler

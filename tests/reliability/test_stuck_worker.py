@@ -124,7 +124,7 @@ def test_requests_queued_behind_a_stuck_run_are_not_left_to_time_out_one_by_one(
 
 def test_the_check_that_hits_a_stuck_run_reports_a_hang_with_the_stack(tmp_path: Path) -> None:
     from pytest_mldeploy.checks.base import CheckContext, Outcome
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.checks.samples import check_samples
     from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.core.registry import Registry
@@ -187,7 +187,7 @@ class _LogOnly:
 
 
 def test_hang_stack_takes_the_last_hang_block_in_either_form() -> None:
-    from pytest_mldeploy.checks.report import hang_stack
+    from pytest_mldeploy.checks.failure_report import hang_stack
 
     timeout_form = (
         "mldeploy-server: init() done in 5 ms\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pytest_mldeploy.core import nocode as core_nocode
+from pytest_mldeploy.server.contract import SCORER_VAR
 
 REPO = Path(__file__).resolve().parents[2]
 ONNX_MODEL = REPO / "example_projects" / "onnx-iris" / "models" / "iris.onnx"
@@ -24,7 +25,7 @@ def no_code_app(tmp_path: Path, model: Path, name: str) -> SimpleNamespace:
         f"azureml-models/{name}/1/{model.name}")
     (root / core_nocode.SPEC_FILENAME).write_text(json.dumps(spec))
     return SimpleNamespace(root=root, env={"AML_APP_ROOT": str(root), "AZUREML_MODEL_DIR": str(version_dir),
-                                           core_nocode.SCORER_VARIABLE: core_nocode.SPEC_FILENAME})
+                                           SCORER_VAR: core_nocode.SPEC_FILENAME})
 
 
 def test_onnx_model_is_served_with_its_graph_schema(start_server, tmp_path: Path) -> None:

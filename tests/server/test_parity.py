@@ -111,7 +111,7 @@ def azure_example(tmp_path_factory):
 
 def _context(project, deployment, service):
     from pytest_mldeploy.checks.base import CheckContext
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
 
     return CheckContext(project, deployment, service, ScoringClient.from_service(service), examples=10, seed=0)
 

@@ -18,7 +18,7 @@ import pytest
 from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator
 
 from pytest_mldeploy.checks.robustness import mutations
-from pytest_mldeploy.checks.schema import input_schema
+from pytest_mldeploy.checks.published_contract import input_schema
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
@@ -204,10 +204,10 @@ def test_builtin_checks_pass(tmp_path: Path, script: str) -> None:
     """No false alarms: swagger, properties and robustness pass on each correct script."""
     _needs(script)
     from pytest_mldeploy.checks.base import CheckContext, Outcome
-    from pytest_mldeploy.checks.client import ScoringClient
+    from pytest_mldeploy.client import ScoringClient
     from pytest_mldeploy.checks.properties import check_properties
     from pytest_mldeploy.checks.robustness import check_robustness
-    from pytest_mldeploy.checks.schema import check_swagger
+    from pytest_mldeploy.checks.swagger_check import check_swagger
     from pytest_mldeploy.core.config import load_project
     from pytest_mldeploy.core.registry import Registry
     from pytest_mldeploy.core.targets import get_target

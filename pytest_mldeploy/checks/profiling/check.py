@@ -17,7 +17,8 @@ from typing import Optional
 import requests
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.report import failure_report
+from pytest_mldeploy.checks.check_registry import check
+from pytest_mldeploy.checks.failure_report import failure_report
 from pytest_mldeploy.errors import MldeployError
 
 NAME = "profile"
@@ -41,6 +42,7 @@ def _replay_request(ctx: CheckContext, body: Optional[bytes], content_type: str 
     return requests.Request("POST", ctx.service.scoring_uri, data=body, headers=headers).prepare()
 
 
+@check(order=90)
 def check_profile(ctx: CheckContext) -> CheckResult:
     """Profile `ctx.service` under load, recommend CPU and memory, verify them, and apply the gates."""
     from pytest_mldeploy.checks.profiling.profiler import profile_service

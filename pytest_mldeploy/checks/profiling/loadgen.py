@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from pytest_mldeploy.checks.profiling.stats import LoadStats, RequestRecord, Round, split_rounds, summarize
 from pytest_mldeploy.errors import ServiceError
+from pytest_mldeploy.server.contract import SCORE_ROUTE
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Locust's start-up and shutdown on top of the run time, before the hard timeout kills it.
@@ -85,7 +86,7 @@ class LocustLoad:
         workdir: Path,
         *,
         key: Optional[str] = None,
-        scoring_path: str = "/score",
+        scoring_path: str = SCORE_ROUTE,
         processes: int = 1,
         request_timeout_s: float = 60.0,
         alternate_key: Optional[str] = None,

@@ -227,7 +227,7 @@ class _Profiler:
 
     def swagger(self) -> Any:
         """The service's swagger document when the workload needs its example; None otherwise."""
-        from pytest_mldeploy.checks.client import ScoringClient
+        from pytest_mldeploy.client import ScoringClient
 
         if getattr(self.deployment.profile, "requests", None):
             return None

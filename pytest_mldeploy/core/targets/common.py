@@ -1,16 +1,11 @@
-"""What both targets do the same way before a server starts: the registry, resources, keys, ports."""
+"""What both targets do the same way before a server starts: the registry, resources, ports."""
 from __future__ import annotations
 
-import secrets
 import socket
 from typing import Any, Optional
 
-#: The port the scoring server listens on inside a service image.
-CONTAINER_PORT = 5001
 #: How long a deployment waits for GET / to answer 200 when `health_timeout_s` is not set.
 DEFAULT_HEALTH_TIMEOUT_S = 120.0
-#: The environment variable the scoring server reads its accepted keys from (comma-separated).
-AUTH_KEYS_ENV = "MLDEPLOY_AUTH_KEYS"
 
 
 def register_models(deployment: Any, registry: Any) -> list[Any]:
@@ -22,31 +17,6 @@ def health_timeout(deployment: Any) -> float:
     """`health_timeout_s` from mldeploy.yaml, or the default."""
     value = getattr(deployment, "health_timeout_s", None)
     return float(value) if value else DEFAULT_HEALTH_TIMEOUT_S
-
-
-def auth_enabled(deployment: Any) -> bool:
-    """Whether the deployment asks for key auth (`auth: true`, `auth: key` or `auth: {enabled: true}`)."""
-    auth = getattr(deployment, "auth", None)
-    if auth is None or auth is False:
-        return False
-    if isinstance(auth, str):
-        return auth.lower() not in ("", "none", "false", "off", "disabled")
-    enabled = getattr(auth, "enabled", None)
-    if enabled is not None:
-        return bool(enabled)
-    if isinstance(auth, dict):
-        return bool(auth.get("enabled", True))
-    return bool(auth)
-
-
-def make_keys(deployment: Any) -> list[str]:
-    """A primary and a secondary key, as Azure issues them, when auth is on; [] otherwise."""
-    if not auth_enabled(deployment):
-        return []
-    configured = getattr(getattr(deployment, "auth", None), "keys", None)
-    if configured:
-        return [str(k) for k in configured]
-    return [secrets.token_urlsafe(32), secrets.token_urlsafe(32)]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

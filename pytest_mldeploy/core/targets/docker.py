@@ -17,20 +17,18 @@ from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import Service, ServiceState, StateReading, reading_from_inspect
 from pytest_mldeploy.core.targets import Target, cleanup
 from pytest_mldeploy.core.targets.common import (
-    AUTH_KEYS_ENV,
-    CONTAINER_PORT,
     effective_resources,
     health_timeout,
-    make_keys,
     memory_limit_bytes,
     nano_cpus,
 )
 from pytest_mldeploy.core.targets.ryuk import configure_ryuk
 from pytest_mldeploy.errors import ServiceError
+from pytest_mldeploy.server import contract
 
 _PING_TIMEOUT_S = 3
 _API_TIMEOUT_S = 60
-_PORT_KEY = f"{CONTAINER_PORT}/tcp"
+_PORT_KEY = f"{contract.DEFAULT_PORT}/tcp"
 
 _counter = itertools.count(1)
 _swept = False
@@ -224,7 +222,7 @@ class DockerTarget(Target):
         registry = registry or Registry.for_project(project)
         built = build_image(deployment, project, registry, progress=self._build_progress)
         limits = effective_resources(deployment, resources)
-        keys = make_keys(deployment)
+        keys = list(deployment.auth.keys) if deployment.auth.enabled else []
         memory = memory_limit_bytes(limits)
         options: dict[str, Any] = {
             "labels": cleanup.owner_labels(service_name, keep=keep),
@@ -236,7 +234,7 @@ class DockerTarget(Target):
             options["nano_cpus"] = self._within_engine(cpus, service_name)
         env = {str(k): str(v) for k, v in (getattr(deployment, "environment_variables", None) or {}).items()}
         if keys:
-            env[AUTH_KEYS_ENV] = ",".join(keys)
+            env[contract.AUTH_KEYS_VAR] = ",".join(keys)
         container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
         host_port = port  # a free port unless the caller fixes one (see common.serving_port)
         container, testcontainer = self._start(built.tag, container_name, env, host_port, options, keep)
@@ -327,7 +325,7 @@ def docker_service_from_container(container_id: str, client: Any = None) -> Dock
         raise ServiceError(f"container '{container.name}' was not started by pytest-mldeploy (no mldeploy.managed label)")
     attrs = container.attrs
     env = dict(item.split("=", 1) for item in (attrs.get("Config", {}).get("Env") or []) if "=" in item)
-    keys = [k for k in env.get(AUTH_KEYS_ENV, "").split(",") if k]
+    keys = [k for k in env.get(contract.AUTH_KEYS_VAR, "").split(",") if k]
     host_config = attrs.get("HostConfig", {})
     memory = int(host_config.get("Memory") or 0) or None
     cpus = int(host_config.get("NanoCpus") or 0) or None

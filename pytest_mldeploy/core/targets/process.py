@@ -25,14 +25,13 @@ from pytest_mldeploy.core.service import Service, StateReading, reading_from_exi
 from pytest_mldeploy.core.targets import Target
 from pytest_mldeploy.core.targets import cleanup
 from pytest_mldeploy.core.targets.common import (
-    AUTH_KEYS_ENV,
     effective_resources,
     free_port,
     health_timeout,
-    make_keys,
     register_models,
 )
 from pytest_mldeploy.errors import ServiceError
+from pytest_mldeploy.server import contract
 
 #: Seconds between SIGTERM and SIGKILL when a server is stopped.
 STOP_GRACE_S = 10.0
@@ -177,7 +176,7 @@ class ProcessTarget(Target):
         try:
             layout = lay_out_app(deployment, models, registry, workdir / "app")
             python = _interpreter_for(deployment)
-            keys = make_keys(deployment)
+            keys = list(deployment.auth.keys) if deployment.auth.enabled else []
             env = _server_env(layout.server_env(), keys)
             host_port = port or free_port()  # the deployment's own `port` is for serve/deploy only
             log_path = Path(log_path) if log_path else workdir / "server.log"
@@ -224,15 +223,15 @@ def _server_env(layout_env: dict[str, str], keys: list[str]) -> dict[str, str]:
     env.update({k: str(v) for k, v in layout_env.items()})
     env["PYTHONUNBUFFERED"] = "1"
     if keys:
-        env[AUTH_KEYS_ENV] = ",".join(keys)
+        env[contract.AUTH_KEYS_VAR] = ",".join(keys)
     else:
-        env.pop(AUTH_KEYS_ENV, None)
+        env.pop(contract.AUTH_KEYS_VAR, None)
     return env
 
 
 def _working_directory(env: dict[str, str], workdir: Path) -> str:
     """Azure ML runs the entry script from the app root, the parent of the source directory; so do we."""
-    return env.get("AML_APP_ROOT") or str(workdir)
+    return env.get(contract.APP_ROOT_VAR) or str(workdir)
 
 
 def _interpreter_for(deployment: Any) -> str:

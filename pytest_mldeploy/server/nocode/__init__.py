@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from ..contract import SCORER_VAR
 from .base import InputRejected, Scorer, ScorerError
 
 SPEC_FILENAME = "mldeploy-scorer.json"
@@ -32,7 +33,7 @@ def read_spec(app_root: Path, spec_path: str) -> dict[str, Any]:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScorerError(f"built-in scorer description {path} cannot be read ({exc.strerror}); "
-                          f"MLDEPLOY_SCORER must name the {SPEC_FILENAME} mldeploy wrote into the app root") from None
+                          f"{SCORER_VAR} must name the {SPEC_FILENAME} mldeploy wrote into the app root") from None
     except ValueError as exc:
         raise ScorerError(f"built-in scorer description {path} is not JSON ({exc})") from None
     if not isinstance(spec, dict) or spec.get("scorer") not in SCORERS or not isinstance(spec.get("model"), str):

@@ -1,7 +1,8 @@
 """Deploy each deployment once per run, run checks against it, and remember what happened.
 
 This is what `pytest --mldeploy` and `mldeploy check` share: the plugin only maps its hooks onto
-a `CheckRunner`. A deployment that fails to start is tried once; every check of it then fails at
+a `CheckRunner`. The checks of one deployment share one `CheckContext`, so its swagger document
+is fetched once. A deployment that fails to start is tried once; every check of it then fails at
 once instead of waiting for its own timeout, the first with the reason and log tail, the others
 with one line pointing to it. A service that dies during a check (exit code, signal, OOM kill)
 fails that check with the death first; the checks after it fail at once, pointing to it.
@@ -11,20 +12,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
+from pytest_mldeploy.checks.check_registry import all_checks
 from pytest_mldeploy.errors import MldeployError
 
+if TYPE_CHECKING:
+    from pytest_mldeploy.core.config import Project
+    from pytest_mldeploy.core.service import Service
+    from pytest_mldeploy.core.targets import Target
+
 Notice = Callable[[str], None]
-
-
-def all_checks() -> dict[str, Callable[[CheckContext], CheckResult]]:
-    """The built-in checks in the order they run: the quick ones first, the load profile last."""
-    from pytest_mldeploy.checks import BUILTIN_CHECKS
-    from pytest_mldeploy.checks.profiling import check_profile
-
-    return {**BUILTIN_CHECKS, "profile": check_profile}
 
 
 @dataclass
@@ -54,7 +53,7 @@ class CheckRunner:
 
     def __init__(
         self,
-        project: Any,
+        project: "Project",
         *,
         target: str = "auto",
         keep: bool = False,
@@ -71,12 +70,13 @@ class CheckRunner:
         self.seed = seed
         self.notice = notice
         self.records: dict[str, DeploymentRecord] = {}
-        self._target: Any = None
-        self._services: dict[str, Any] = {}
+        self._target: Optional["Target"] = None
+        self._services: dict[str, "Service"] = {}
         self._failures: dict[str, MldeployError] = {}
+        self._contexts: dict[str, CheckContext] = {}
 
     @property
-    def target(self) -> Any:
+    def target(self) -> "Target":
         if self._target is None:
             from pytest_mldeploy.core.targets import get_target
 
@@ -86,7 +86,7 @@ class CheckRunner:
     def record(self, name: str) -> DeploymentRecord:
         return self.records.setdefault(name, DeploymentRecord(name=name))
 
-    def service(self, name: str) -> Any:
+    def service(self, name: str) -> "Service":
         """The running service of deployment `name`, deployed on first use; re-raises a failed start."""
         if name in self._failures:
             raise self._failures[name]
@@ -127,10 +127,13 @@ class CheckRunner:
                 f"(the log tail is in the report of {name}::{record.start_failure_shown_in})")
 
     def context(self, name: str) -> CheckContext:
-        from pytest_mldeploy.checks.client import ScoringClient
+        """The context the checks of deployment `name` share (deploying it first if needed)."""
+        from pytest_mldeploy.client import ScoringClient
 
+        if name in self._contexts:
+            return self._contexts[name]
         service = self.service(name)
-        return CheckContext(
+        self._contexts[name] = CheckContext(
             project=self.project,
             deployment=self.project.deployments[name],
             service=service,
@@ -140,6 +143,7 @@ class CheckRunner:
             report_dir=self.report_dir / name if self.report_dir else None,
             seed=self.seed,
         )
+        return self._contexts[name]
 
     def run_check(self, name: str, check: str) -> CheckResult:
         """Run built-in check `check` on deployment `name` (deploying it first if needed).
@@ -165,9 +169,9 @@ class CheckRunner:
         return result
 
     @staticmethod
-    def _note_death(result: CheckResult, service: Any) -> CheckResult:
+    def _note_death(result: CheckResult, service: "Service") -> CheckResult:
         """`result`, failed with the death first when the service died during the check without it saying so."""
-        from pytest_mldeploy.checks.report import death_problem, death_report
+        from pytest_mldeploy.checks.failure_report import death_problem, death_report
         from pytest_mldeploy.core.service import ServiceState
 
         state = service.refresh_state()
@@ -192,5 +196,8 @@ class CheckRunner:
                              f"(stop it with `mldeploy delete {name}`)")
             else:
                 service.delete()
+        for context in self._contexts.values():
+            context.client.close()
+        self._contexts.clear()
         self._services.clear()
         return lines

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import requests
 
-from pytest_mldeploy.checks.client import KEY_ENV_VAR, curl_for
+from pytest_mldeploy.client import KEY_ENV_VAR, curl_for
 
 if TYPE_CHECKING:
     from pytest_mldeploy.core.service import Service
