@@ -48,9 +48,9 @@ def manylinux_platforms(glibc_version: str, arch: str = "x86_64") -> list[str]:
 # Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
 DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
 _HASH_FORMAT = "mldeploy-env-1"
-# The uv executable a wheelhouse carries for the image's install step (relative to the wheelhouse;
-# not a wheel, so it is neither pinned nor installed into the venv).
-UV_TOOL = "tools/uv"
+# The uv executable a wheelhouse carries for the image's install step, beside the wheels (the
+# build context copies the wheelhouse's files); not a wheel, so it is neither pinned nor installed.
+UV_TOOL = "uv"
 INSTALLER_VARIABLE = "MLDEPLOY_INSTALLER"
 INSTALLERS = ("uv", "pip")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]

@@ -181,14 +181,14 @@ def test_wheelhouse_carries_uv_for_the_image_outside_the_pins(local_index, monke
     assert list(manifest["tools"]) == [env.UV_TOOL]
     monkeypatch.setenv(env.INSTALLER_VARIABLE, "pip")
     with_pip = env.ensure_wheelhouse(["tinyapp==1.0"])
-    assert with_pip != house and not (with_pip / "tools").exists()
+    assert with_pip != house and not (with_pip / env.UV_TOOL).exists()
     assert env.wheelhouse_digest(with_pip) != env.wheelhouse_digest(house)
 
 
 def test_wheelhouse_without_a_fetchable_uv_still_resolves(local_index, monkeypatch):
     monkeypatch.setattr(env, "host_uv_version", lambda: "98.0")  # no such wheel in the index
     house = env.ensure_wheelhouse(["tinyapp==1.0"])
-    assert (house / "requirements.txt").is_file() and not (house / "tools").exists()
+    assert (house / "requirements.txt").is_file() and not (house / env.UV_TOOL).exists()
     assert json.loads((house / "manifest.json").read_text())["tools"] == {}
 
 

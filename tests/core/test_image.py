@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
-from pytest_mldeploy.core import image
+from pytest_mldeploy.core import environment, image
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.environment import server_requirements
@@ -127,9 +127,9 @@ def test_dockerfile_runs_the_server_as_non_root_on_5001_with_a_python_healthchec
 
 def test_dockerfile_installs_with_the_wheelhouse_uv_and_falls_back_to_pip():
     run = _render().split("COPY wheels/ /wheels/\n")[1].split("\nLABEL ")[0]
-    assert run.startswith("RUN if [ -x /wheels/tools/uv ] && python3 -m venv --without-pip /opt/venv")
+    assert run.startswith("RUN if [ -x /wheels/uv ] && python3 -m venv --without-pip /opt/venv")
     uv, pip = run.split("; \\\n    else ")
-    assert "/wheels/tools/uv pip install" in uv and "--compile-bytecode" in uv and "--no-index" in uv
+    assert "/wheels/uv pip install" in uv and "--compile-bytecode" in uv and "--no-index" in uv
     # pip path: starts over from a fresh venv with pip, offline, as before uv
     assert pip.startswith("rm -rf /opt/venv && python3 -m venv /opt/venv")
     assert "-m pip install" in pip and "--no-index --find-links /wheels -r /wheels/requirements.txt; fi" in pip
@@ -243,6 +243,20 @@ def test_context_holds_everything_a_plain_docker_build_needs(project_dir, tmp_pa
     assert f'org.opencontainers.image.base.digest="{BASE.id}"' in text
     assert 'mldeploy.built-by="pytest-mldeploy ' in text
     assert {int(p.stat().st_mtime) for p in context.rglob("*")} == {image.source_date_epoch()}
+
+
+def test_context_carries_the_wheelhouse_uv_executable(project_dir, tmp_path, monkeypatch):
+    # What the Dockerfile's `[ -x /wheels/uv ]` looks for must reach the context, executable.
+    links = Path(os.environ["PIP_FIND_LINKS"])
+    _wheel(links, "uv", "99.0")
+    with zipfile.ZipFile(links / "uv-99.0-py3-none-any.whl", "a") as archive:
+        archive.writestr("uv-99.0.data/scripts/uv", "#!/bin/sh\n")
+    monkeypatch.setattr(environment, "host_uv_version", lambda: "99.0")
+    context = _context(project_dir, tmp_path / "ctx")
+    tool = context / "wheels" / environment.UV_TOOL
+    assert tool.read_text() == "#!/bin/sh\n" and os.access(tool, os.X_OK)
+    assert "uv==" not in (context / "wheels" / "requirements.txt").read_text()
+    assert f"[ -x /wheels/{environment.UV_TOOL} ]" in (context / "Dockerfile").read_text()
 
 
 def test_context_hash_is_stable_for_the_same_inputs(project_dir, tmp_path):
