@@ -122,10 +122,15 @@ def pytest_unconfigure(config: Any) -> None:
 
 def cold_base(client: Any) -> str:
     """A throw-away child of the offline base (one label), so no build-cache layer hangs below it."""
+    import docker
+
     tag = f"mldeploy-bench-cold/base:{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="mldeploy-cold-base-") as folder:
         Path(folder, "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nLABEL mldeploy.bench-cold={tag.split(':')[1]}\n")
-        client.images.build(path=folder, tag=tag, rm=True, pull=False)
+        try:
+            client.images.build(path=folder, tag=tag, rm=True, pull=False)
+        except docker.errors.BuildError:  # once seen: an image vanished mid-build (someone else's prune)
+            client.images.build(path=folder, tag=tag, rm=True, pull=False)
     return tag
 
 
