@@ -29,7 +29,8 @@ import _common as c  # noqa: E402
 from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG, ensure_base_image  # noqa: E402
 from pytest_mldeploy.core.config import load_project  # noqa: E402
 from pytest_mldeploy.core.environment import ensure_wheelhouse  # noqa: E402
-from pytest_mldeploy.core.image import build_image, remove_deployment_images  # noqa: E402
+from pytest_mldeploy.core.image import build_image  # noqa: E402
+from pytest_mldeploy.core.image_prune import remove_deployment_images  # noqa: E402
 from pytest_mldeploy.errors import MldeployError  # noqa: E402
 
 NAME = "image_build"

@@ -6,7 +6,7 @@ loads the script the way the server does and times, per request:
 the validator alone on the parsed body, and `UserScript.arguments()` (JSON parsing, validation,
 inference_schema's deserialisation) with and without the validator. The difference is the cost
 of "what it publishes is what it enforces"; the server's whole CPU time per request is in
-`results/server_stacks.json` (about 0.21-0.23 ms for the 2-row example).
+`results/server.json` (bench_server.py), which this report sets the validation beside.
 
     python benchmarks/bench_validation.py [--seconds 1.0] [--rounds 5]
 """
@@ -106,6 +106,13 @@ def measure(case: str, seconds: float, rounds: int) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _server_cpu_us() -> Optional[float]:
+    """Our server's CPU µs per 2-row request from bench_server.py's last run (None when it has not run)."""
+    server = c.load_results("server")
+    runs = ((server or {}).get("data") or {}).get("cpu_us_per_request", {}).get("ours")
+    return statistics.median(runs) if runs else None
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per timing round")
@@ -130,15 +137,22 @@ def main(argv: Optional[list[str]] = None) -> None:
         added = result["arguments_us"] - result["arguments_without_us"]
         rows.append([case, result["body_bytes"], c.fmt(result["validate_us"], 1), c.fmt(result["arguments_without_us"], 1),
                      c.fmt(result["arguments_us"], 1), c.fmt(added, 1)])
-    stacks = c.load_results("server_stacks")
     notes = ["validate = validator.first_violation() on the parsed body (JSON parsing subtracted); "
              "prepare = UserScript.arguments(): parse + validate + inference_schema deserialisation",
              "times are medians over rounds of CPU microseconds per request, one process pinned to core 0; "
              "other engineers' work shares the machine, so compare columns of one run, not runs"]
-    if stacks:
-        notes.append("the whole server spends about 210-230 us of CPU per 2-row request (results/server_stacks.json)")
+    server_cpu = _server_cpu_us()
+    ratios = []
+    if server_cpu is not None:
+        notes.append(f"the whole server spends {server_cpu:.0f} µs of CPU per 2-row request (median of this "
+                     f"round's runs in results/server.json)")
+        two_rows = next((r for r in data if r["case"] == "numpy 2 rows (example)"), None)
+        if two_rows is not None:
+            added = two_rows["arguments_us"] - two_rows["arguments_without_us"]
+            ratios.append(c.ratio_entry("validation / server CPU per 2-row request", added / server_cpu,
+                                        "(information)", None, digits=3))
     c.report_and_save(NAME, TITLE, ["input", "body bytes", "validate us", "prepare us (no validation)",
-                                    "prepare us (validated)", "added us"], rows, missing=missing, notes=notes,
+                                    "prepare us (validated)", "added us"], rows, ratios, missing=missing, notes=notes,
                       data={"cases": data})
 
 

@@ -32,6 +32,7 @@ SCRIPTS = [
     "bench_pytest_walltime",
     "bench_properties",
     "bench_loadgen",
+    "bench_profile",
     "bench_reliability",
     "bench_cold_ci",
 ]

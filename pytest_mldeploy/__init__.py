@@ -1,8 +1,9 @@
 """pytest-mldeploy: gate Azure ML-style model deployments in CI before they roll out.
 
 The names below are the public API. Each is imported from its module on first use (PEP 562), so
-`import pytest_mldeploy` stays standard-library-only: the scoring server's image carries this
-file and must not pull in the deploy core, pydantic or requests.
+`import pytest_mldeploy` stays standard-library-only: the scoring server imports this package
+and must not pull in the deploy core, pydantic or requests. (Venvs and images get a stub in its
+place that holds only `__version__`: see core/server_copy.py.)
 """
 from __future__ import annotations
 

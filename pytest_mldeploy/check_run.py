@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from pytest_mldeploy.checks.base import CheckContext, CheckResult, Outcome
-from pytest_mldeploy.checks.check_registry import all_checks
+from pytest_mldeploy.checks import all_checks
 from pytest_mldeploy.errors import MldeployError
 
 if TYPE_CHECKING:

@@ -17,6 +17,10 @@ from pytest_mldeploy import __version__
 from pytest_mldeploy.errors import ConfigError, MldeployError, ServiceError
 
 
+#: How a command names a deployment, for `Project.deployment`'s message when the project has several.
+_NAME_ONE = "name one on the command line"
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -25,24 +29,6 @@ def _load(args: argparse.Namespace):
     from pytest_mldeploy.core.config import load_project
 
     return load_project(args.config)
-
-
-def _pick_deployment(project, name: Optional[str]):
-    """The named deployment, or the only one when no name is given."""
-    if name is None:
-        if len(project.deployments) == 1:
-            return next(iter(project.deployments.values()))
-        raise ConfigError(
-            f"{project.config_path.name}: deployments: {len(project.deployments)} deployments "
-            f"({', '.join(project.deployments)}); name one on the command line"
-        )
-    try:
-        return project.deployments[name]
-    except KeyError:
-        raise ConfigError(
-            f"{project.config_path.name}: deployments: no deployment named '{name}'; "
-            f"choose one of: {', '.join(project.deployments) or '(none)'}"
-        ) from None
 
 
 def _interrupt(*_: object) -> None:
@@ -102,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     name = deployment.name
     _claim(project, name, kept.SERVE)
     _stop_on_sigterm()  # a stop while it starts must not leave the service behind
@@ -147,7 +133,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets.common import serving_port
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     name = deployment.name
     _claim(project, name, kept.DEPLOY)
     if kept.find(project, name) is not None:
@@ -170,7 +156,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     text = kept.logs(project, deployment.name, args.tail)
     record = kept.load(project, deployment.name)
     if not kept.is_running(record):
@@ -184,7 +170,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import kept
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     record = kept.delete(project, deployment.name)
     print(f"deleted: {deployment.name} ({record['target']})")
     return 0
@@ -195,7 +181,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pytest_mldeploy.checks.profiling.check import summarize
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     out = Path(args.out or f"mldeploy-report/{deployment.name}")
     result = profile_deployment(project, deployment, args.target, out, progress=_say)
     print(summarize(result))
@@ -212,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pytest_mldeploy.checks import all_checks
 
     project = _load(args)
-    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    names = [project.deployment(args.deployment, _NAME_ONE).name] if args.deployment else list(project.deployments)
     checks = [c for c in all_checks() if c not in (args.skip or [])]
     runner = CheckRunner(project, target=args.target, examples=args.examples, notice=_say)
     counts = {"passed": 0, "failed": 0, "skipped": 0, "warnings": 0}
@@ -243,11 +229,28 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.targets import get_target
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     target = get_target(args.target, notice=_say)
     report = run_parity(deployment, project, target, examples=args.examples, seed=args.seed, progress=_say)
     print(format_report(report))
     return 0 if report.passed else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pytest_mldeploy.compare import format_summary, run_compare
+    from pytest_mldeploy.compare.publish import publish_markdown
+
+    out = Path(args.out or "mldeploy-report/compare")
+    _stop_on_sigterm()  # a stop mid-comparison deletes both services and any git worktree
+    result = run_compare(args.baseline, args.candidate, config=Path(args.config) if args.config else None,
+                         target=args.target, out=out, requests=Path(args.requests) if args.requests else None, progress=_say)
+    data = result.to_dict()
+    print(format_summary(data))
+    print(f"compare_json: {result.json_path}")
+    print(f"compare_html: {result.html_path}")
+    if publish_markdown(data, Path(args.markdown) if args.markdown else None):
+        print(f"compare_markdown: {args.markdown}")
+    return 0 if result.passed else 1
 
 
 def cmd_base_image(args: argparse.Namespace) -> int:
@@ -266,7 +269,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core import image
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     if args.dockerfile_only:
         out = image.write_build_context(deployment, project, Path(args.dockerfile_only), progress=_say)
         print(f"build_context: {out}")
@@ -278,10 +281,10 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from pytest_mldeploy.core.image import prune_deployment_images
+    from pytest_mldeploy.core.image_prune import prune_deployment_images
 
     project = _load(args)
-    names = [_pick_deployment(project, args.deployment).name] if args.deployment else list(project.deployments)
+    names = [project.deployment(args.deployment, _NAME_ONE).name] if args.deployment else list(project.deployments)
     for name in names:
         removed = prune_deployment_images(name, keep_last=args.keep)
         print(f"{name}: removed {len(removed)} image(s){': ' + ', '.join(removed) if removed else ''}")
@@ -305,7 +308,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if project is None and args.models_command == "register":
         raise ConfigError("models register --registry: give --name and --path (a deployment's models need its config)")
     if args.models_command == "register":
-        deployments = [_pick_deployment(project, args.deployment)] if args.deployment else project.deployments.values()
+        deployments = [project.deployment(args.deployment, _NAME_ONE)] if args.deployment else project.deployments.values()
         for deployment in deployments:
             for model in registry.register_deployment_models(deployment):
                 print(f"{model.name}:{model.version}  sha256:{model.sha256[:12]}  {model.filename}")
@@ -350,7 +353,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pytest_mldeploy.core.export_v2 import export_azureml_v2, written
 
     project = _load(args)
-    deployment = _pick_deployment(project, args.deployment)
+    deployment = project.deployment(args.deployment, _NAME_ONE)
     report: Optional[Path] = Path(args.profile) if args.profile else None
     if report is None and not args.no_profile:
         for base in (Path.cwd(), project.root):
@@ -421,6 +424,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["auto", "docker", "process"], default="process")
     p.add_argument("--examples", type=int, default=20, help="schema-valid requests drawn by Hypothesis (default 20)")
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed, for the same requests every run (default 0)")
+
+    p = command("compare", cmd_compare, "Deploy BASELINE and CANDIDATE side by side, send both the same requests and "
+                                        "compare answers, contract, speed and input sensitivity; exit 1 when a gate fails.")
+    sides = ("a deployment of the project, a v2 deployment name or file (blue/green), git:REV[:NAME], "
+             "or image:TAG (an image built earlier)")
+    p.add_argument("baseline", metavar="BASELINE", help=f"what serves today: {sides}")
+    p.add_argument("candidate", metavar="CANDIDATE", help=f"what would replace it: {sides}")
+    p.add_argument("--config", metavar="PATH", help="mldeploy.yaml or an Azure ML v2 deployment YAML (default: searched upward, "
+                                                    "else the v2 deployment files of this folder)")
+    p.add_argument("--target", choices=["auto", "docker", "process"], default="auto")
+    p.add_argument("--out", metavar="DIR", help="where compare.json and compare.html go (default: mldeploy-report/compare)")
+    p.add_argument("--requests", metavar="PATH", help="more requests to send both: a file of JSON bodies (one a line), one "
+                                                      ".json request (Azure's sample-request.json), a folder or a .http file")
+    p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull-request comment "
+                                                      "(appended to $GITHUB_STEP_SUMMARY whenever that is set)")
 
     p = command("export", cmd_export, "Write a deployment as Azure ML v2 online endpoint and deployment YAML.")
     p.add_argument("format", choices=["azureml-v2"], help="what to write (azureml-v2: managed online endpoint YAML)")

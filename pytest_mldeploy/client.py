@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from pytest_mldeploy.server.contract import HEALTH_ROUTE, SCORE_ROUTE, SWAGGER_ROUTE
+
 if TYPE_CHECKING:
     from pytest_mldeploy.core.service import Service
 
@@ -37,8 +39,8 @@ class ScoringClient:
         base_url: str,
         key: Optional[str] = None,
         timeout: float = 30,
-        scoring_path: str = "/score",
-        swagger_path: str = "/swagger.json",
+        scoring_path: str = SCORE_ROUTE,
+        swagger_path: str = SWAGGER_ROUTE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key or None
@@ -112,7 +114,7 @@ class ScoringClient:
 
     def health(self) -> requests.Response:
         """GET / (the liveness route)."""
-        return self.request("GET", self.url("/"))
+        return self.request("GET", self.url(HEALTH_ROUTE))
 
     def health_ok(self) -> bool:
         """True when GET / answers 200; False on any other answer or none."""

@@ -39,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mldeploy-report", metavar="DIR", default=None, help="write profile reports and results here [ini: mldeploy_report]")
     group.addoption("--mldeploy-keep", action="store_true", help="leave the services running after the run, printing their URLs")
     group.addoption("--mldeploy-seed", metavar="N", type=int, default=None, help="seed for generated requests (default: fixed)")
+    group.addoption("--mldeploy-baseline", metavar="BASELINE", default=None,
+                    help="also compare each deployment against BASELINE (git:main, a deployment, a v2 blue/green name, "
+                         "image:TAG): one `compare` item per deployment, failing when a rollout gate fails")
     parser.addini("mldeploy_target", "default for --mldeploy-target", default="auto")
     parser.addini("mldeploy_config", "default for --mldeploy-config", default="")
     parser.addini("mldeploy_examples", "default for --mldeploy-examples", default="50")
@@ -230,8 +233,12 @@ class DeploymentCollector(pytest.Collector):
 
         grouped = self.config.pluginmanager.hasplugin("xdist")
         line = _deployment_line(self.path, self.name)
-        for check in all_checks():
-            item = CheckItem.from_parent(self, name=check, deployment=self.name, check=check, line=line)
+        items: list[pytest.Item] = [CheckItem.from_parent(self, name=check, deployment=self.name, check=check, line=line)
+                                    for check in all_checks()]
+        baseline = self.config.getoption("mldeploy_baseline")
+        if baseline:
+            items.append(CompareItem.from_parent(self, name="compare", deployment=self.name, baseline=baseline, line=line))
+        for item in items:
             item.add_marker(pytest.mark.mldeploy)
             if grouped:  # the marker is xdist's: unknown (and warned about) without it
                 item.add_marker(pytest.mark.xdist_group(name=f"mldeploy-{self.name}"))
@@ -264,7 +271,17 @@ def _deployment_line(path: Path, name: str) -> int:
     return 0
 
 
-class CheckItem(pytest.Item):
+class _ReportingItem(pytest.Item):
+    """An item whose `CheckFailed` shows its whole report, with its one-line summary as the crash message."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed):
+            path, line, _ = self.reportinfo()
+            return _CheckFailure(excinfo.value.report, str(excinfo.value), str(path), (line or 0) + 1)
+        return super().repr_failure(excinfo)
+
+
+class CheckItem(_ReportingItem):
     """`mldeploy.yaml::DEPLOYMENT::CHECK`: runs one built-in check on the deployment's service."""
 
     def __init__(self, *, deployment: str, check: str, line: int = 0, **kwargs: Any) -> None:
@@ -306,15 +323,44 @@ class CheckItem(pytest.Item):
             "warnings": list(result.warnings) if result is not None else [],
         }, default=str)))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, CheckFailed):
-            path, line, _ = self.reportinfo()
-            return _CheckFailure(excinfo.value.report, str(excinfo.value), str(path), (line or 0) + 1)
-        return super().repr_failure(excinfo)
-
     def reportinfo(self) -> tuple[Path, int, str]:
         # A line is required: pytest's Node.warn() asserts one (it points at the deployment's key).
         return self.path, self.line, f"mldeploy: {self.deployment}::{self.check}"
+
+
+class CompareItem(_ReportingItem):
+    """`mldeploy.yaml::DEPLOYMENT::compare`: the deployment against `--mldeploy-baseline` (docs/compare.md)."""
+
+    def __init__(self, *, deployment: str, baseline: str, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.baseline = baseline
+        self.line = line
+
+    def runtest(self) -> None:
+        from pytest_mldeploy.compare import format_summary, run_compare
+        from pytest_mldeploy.compare.publish import publish_markdown
+        from pytest_mldeploy.errors import MldeployError
+
+        report = _option(self.config, "report")
+        out = Path(report or "mldeploy-report").resolve() / "compare" / self.deployment
+        try:
+            result = run_compare(self.baseline, self.deployment, config=self.path, target=_option(self.config, "target") or "auto",
+                                 out=out, progress=_notice(self.config))
+        except MldeployError as exc:
+            raise CheckFailed(str(exc), f"{self.deployment}: compare: {str(exc).splitlines()[0]}") from None
+        data = result.to_dict()
+        publish_markdown(data, out / "compare.md")  # beside compare.json: a CI step can post it as a PR comment
+        for gate in data["gates"]:
+            if gate["status"] == "warn":
+                self.warn(MldeployWarning(f"{self.deployment}::compare: {gate['name']}: {gate['message']}"))
+        if not result.passed:
+            failed = ", ".join(g["name"] for g in data["gates"] if g["status"] == "fail")
+            raise CheckFailed(format_summary(data) + f"\ncompare_json: {result.json_path}\ncompare_html: {result.html_path}",
+                              f"{self.deployment}: compare against {self.baseline} failed on {failed}")
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.line, f"mldeploy: {self.deployment}::compare against {self.baseline}"
 
 
 class _Summary:
@@ -371,15 +417,16 @@ def mldeploy_registry(mldeploy_project: "Project") -> "Registry":
 
 
 def _default_deployment(config: pytest.Config, project: "Project") -> str:
+    """The first --mldeploy-deployment, else the project's only deployment (`Project.deployment` chooses)."""
+    from pytest_mldeploy.errors import ConfigError
+
     only = config.getoption("mldeploy_deployment")
-    if only:
-        return only[0]
-    if len(project.deployments) == 1:
-        return next(iter(project.deployments))
-    raise pytest.UsageError(
-        f"{project.config_path.name}: {len(project.deployments)} deployments; pick one with --mldeploy-deployment NAME "
-        "or parametrize the fixture indirectly"
-    )
+    try:
+        return project.deployment(
+            only[0] if only else None, "pick one with --mldeploy-deployment NAME or parametrize the fixture indirectly"
+        ).name
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

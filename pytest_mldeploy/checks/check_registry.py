@@ -13,9 +13,10 @@ name without the `check_` prefix (`check_health` is `health`). The order is the 
     90     profile      checks/profiling/check.py
 
 `requires_contract=True` is a precondition: when the service's swagger document cannot be read,
-the check fails with that reason without running. Registering is importing: `all_checks()`
-imports the built-in check modules on first use, and those modules import Hypothesis and the
-other heavy libraries only when a check runs, so listing the checks stays cheap.
+the check fails with that reason without running. Registering is importing:
+`pytest_mldeploy.checks.all_checks()` imports the built-in check modules on first use, and those
+modules import Hypothesis and the other heavy libraries only when a check runs, so listing the
+checks stays cheap.
 """
 from __future__ import annotations
 
@@ -23,9 +24,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable
 
-import requests
-
-from pytest_mldeploy.checks.base import Check, CheckContext, CheckResult
+from pytest_mldeploy.checks.base import Check, CheckContext, CheckResult, Outcome
 
 PREFIX = "check_"
 
@@ -73,29 +72,25 @@ class CheckRegistry:
 def _with_precondition(name: str, function: Check) -> Check:
     @functools.wraps(function)
     def run(ctx: CheckContext) -> CheckResult:
+        import requests
+
         try:
             ctx.contract
         except (requests.RequestException, ValueError) as exc:
-            from pytest_mldeploy.checks.published_contract import unreadable_contract
-
-            return unreadable_contract(name, ctx.client, exc)
+            return unreadable_contract(name, ctx.client.swagger_url, exc)
         return function(ctx)
 
     return run
+
+
+def unreadable_contract(check: str, swagger_url: str, exc: Exception) -> CheckResult:
+    """The failed result of a check that needs the service's swagger document and could not read it."""
+    summary = f"could not read the service's swagger document: {exc}"
+    return CheckResult(check, Outcome.FAILED, summary,
+                       f"[{check}] {summary}\n\nexpected: GET {swagger_url} answers 200 with Swagger 2.0")
 
 
 CHECKS = CheckRegistry()
 """The registry `pytest --mldeploy` and `mldeploy check` run."""
 
 check = CHECKS.register
-
-
-def all_checks() -> dict[str, Check]:
-    """The built-in checks by name, in the order they run (importing their modules registers them)."""
-    _import_builtin_checks()
-    return {name: entry.run for name, entry in CHECKS.ordered().items()}
-
-
-def _import_builtin_checks() -> None:
-    from pytest_mldeploy.checks import health, properties, robustness, samples, swagger_check  # noqa: F401
-    from pytest_mldeploy.checks.profiling import check as profile_check  # noqa: F401

@@ -20,9 +20,8 @@ EXPECTED = "GET / answers 200 (the service reached Healthy)"
 @check(order=10)
 def check_health(ctx: CheckContext) -> CheckResult:
     """GET / answers 200."""
-    refresh = getattr(ctx.service, "refresh_state", None)
-    state = refresh() if callable(refresh) else getattr(ctx.service, "state", None)
-    reason = getattr(ctx.service, "reason", None)
+    state = ctx.service.refresh_state()
+    reason = ctx.service.reason
     response: Optional[requests.Response] = None
     error: Optional[requests.RequestException] = None
     try:
@@ -36,9 +35,8 @@ def check_health(ctx: CheckContext) -> CheckResult:
             problem = f"{death_problem(died)}; GET {ctx.client.url('/')} {answer}, the service is Failed"
         else:
             problem = f"GET {ctx.client.url('/')} {answer}"
-            if state is not None:
-                problem += f"; the service is {state}" + (f": {reason}" if reason else "")
+            problem += f"; the service is {state}" + (f": {reason}" if reason else "")
         report = failure_report(NAME, problem, EXPECTED, response=response, error=error, service=ctx.service,
                                 body_dir=ctx.report_dir, request_title="request")
         return CheckResult(NAME, Outcome.FAILED, problem, report, died=died)
-    return CheckResult(NAME, Outcome.PASSED, f"GET / answered 200 ({state or 'Healthy'})")
+    return CheckResult(NAME, Outcome.PASSED, f"GET / answered 200 ({state})")

@@ -25,6 +25,7 @@ from pytest_mldeploy.checks.robustness import malformed_probes, schema_probes
 from pytest_mldeploy.checks.samples import sample_requests
 from pytest_mldeploy.checks.strategies import generated_bodies
 from pytest_mldeploy.client import ScoringClient
+from pytest_mldeploy.server.contract import HEALTH_ROUTE, SCORE_ROUTE
 
 #: Relative tolerance when two JSON numbers are compared (the same model, two processes).
 FLOAT_RTOL = 1e-9
@@ -60,8 +61,8 @@ def build_requests(client: ScoringClient, deployment: Any, *, examples: int, see
     contract = read_contract(client)
     notes: list[str] = []
     out: list[ParityRequest] = [
-        ParityRequest("route", "GET /", method="GET", path="/", content_type=None),
-        ParityRequest("route", "GET /score without parameters", method="GET", content_type=None),
+        ParityRequest("route", f"GET {HEALTH_ROUTE}", method="GET", path=HEALTH_ROUTE, content_type=None),
+        ParityRequest("route", f"GET {SCORE_ROUTE} without parameters", method="GET", content_type=None),
         ParityRequest("route", "GET /an-unknown-path", method="GET", path="/an-unknown-path", content_type=None),
     ]
     path = getattr(getattr(deployment, "profile", None), "requests", None)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from pytest_mldeploy.server.contract import SCORE_ROUTE
+
 #: The section of docs/server.md that lists these entries by id.
 DOC = "docs/server.md#parity-with-azures-server"
 
@@ -26,7 +28,7 @@ class ParityRequest:
     body: Optional[bytes] = None
     content_type: Optional[str] = "application/json"
     method: str = "POST"
-    path: str = "/score"
+    path: str = SCORE_ROUTE
 
 
 @dataclass(frozen=True)

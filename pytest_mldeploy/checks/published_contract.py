@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import jsonschema
 import requests
 
-from pytest_mldeploy.checks.base import CheckResult, Outcome
 from pytest_mldeploy.checks.failure_report import failure_report, is_scoring_timeout, response_message
 from pytest_mldeploy.server.schema import UNCHECKED
 
@@ -208,13 +207,6 @@ def unchecked_parameters(document: dict) -> frozenset:
     """The ServiceInput properties the server marks as passed to run() unchecked."""
     raw = ((document.get("definitions") or {}).get("ServiceInput") or {}).get("properties") or {}
     return frozenset(name for name, sub in raw.items() if isinstance(sub, dict) and sub.get(UNCHECKED) is True)
-
-
-def unreadable_contract(check: str, client: "ScoringClient", exc: Exception) -> CheckResult:
-    """The failed result of a check that needs the service's swagger document and could not read it."""
-    summary = f"could not read the service's swagger document: {exc}"
-    return CheckResult(check, Outcome.FAILED, summary,
-                       f"[{check}] {summary}\n\nexpected: GET {client.swagger_url} answers 200 with Swagger 2.0")
 
 
 def expected_answer(output: Optional[dict]) -> str:

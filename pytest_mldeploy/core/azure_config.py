@@ -5,26 +5,27 @@ that already deploys with `az ml model deploy --ic ... --dc ...` needs no second
 Each file is validated against a pydantic model of the documented schema (unknown keys are errors,
 documented keys this tool has no use for are accepted and ignored), then turned into the plain dict of
 inline keys it replaces. Validation errors propagate as `pydantic.ValidationError` so that
-`core/config.py` formats them with the file's name; problems found after validation (a missing file,
-a bad conda file) raise `errors.ConfigError` here.
+`core/azure_files.py` formats them with the file's name; problems found after validation (a missing file,
+a bad file) raise `errors.ConfigError` here.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from pytest_mldeploy.core.text_files import read_json
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract
 
 # Keys of a deployment in mldeploy.yaml that each Azure file replaces (always, whether or not the file sets them).
 INFERENCE_CONFIG_REPLACES = ("entry_script", "source_directory", "environment")
 DEPLOYMENT_CONFIG_REPLACES = ("resources", "auth", "port")
 
 # Service settings Azure users put in environmentVariables; mldeploy has keys for them.
-_ENV_TO_KEY = {"WORKER_COUNT": "workers", "SCORING_TIMEOUT_MS": "scoring_timeout_ms", "CORS_ORIGINS": "cors_origins"}
+_ENV_TO_KEY = {contract.WORKER_COUNT_VAR: "workers", contract.SCORING_TIMEOUT_MS_VAR: "scoring_timeout_ms",
+               contract.CORS_ORIGINS_VAR: "cors_origins"}
 
 
 class _AzureModel(BaseModel):
@@ -134,18 +135,6 @@ class DeploymentConfigFile(_AzureModel):
     description: Optional[str] = None
 
 
-def read_json(path: Path, shown: str) -> Any:
-    """Parse a JSON file, turning read and syntax errors into `ConfigError` naming the file and line."""
-    from pytest_mldeploy.core.config import decode_utf8
-
-    try:
-        return json.loads(decode_utf8(path.read_bytes(), shown))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{shown}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
-
-
 def existing_path(path: Path, shown: str, key: str, raw: str, kind: str = "file") -> Path:
     """`path` when it exists and is of `kind` (file, dir, or any); else the one-line error naming `key` and `raw`."""
     if not path.exists():
@@ -245,20 +234,3 @@ def translate_deployment_config(path: Path, shown: str) -> Dict[str, Any]:
     if data.scoringTimeoutMs is not None:
         keys["scoring_timeout_ms"] = data.scoringTimeoutMs
     return keys
-
-
-def read_conda_file(path: Path, shown: str) -> Dict[str, Any]:
-    """Load a conda environment YAML file as a mapping, naming the file and line on errors."""
-    from pytest_mldeploy.core.config import decode_utf8
-
-    try:
-        data = yaml.safe_load(decode_utf8(path.read_bytes(), shown))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{shown}: {where}not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot be read: {exc.strerror}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{shown}: expected a conda environment mapping with a 'dependencies' list")
-    return data

@@ -68,8 +68,10 @@ def _docker_client(client=None):
         return client
     import docker
 
+    from .docker_client import docker_client
+
     try:
-        return docker.from_env()
+        return docker_client()
     except docker.errors.DockerException as exc:
         raise BuildError(f"Docker engine: cannot connect ({exc}); start Docker or set DOCKER_HOST") from exc
 

@@ -86,7 +86,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
     """The Dockerfile for a build context made by `core.image.write_build_context`.
 
     Expects `wheels/` (wheels + requirements.txt with pins), `models/` (azureml-models/...),
-    `server/` (pytest_mldeploy/__init__.py + server/) and `app/` (the source directory) next to it.
+    `server/` (`core.server_copy`: pytest_mldeploy/server/ and a stub __init__.py) and `app/` (the source directory) next to it.
     """
     ours = spec.server != "azureml"
     env = {

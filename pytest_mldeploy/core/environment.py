@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from ..errors import BuildError
 from .cache import cache_root, file_lock
 from .hashing import file_sha256
+from .server_copy import copy_server, server_files_hash
 
 PACKAGE_DIST = "pytest-mldeploy"
 # Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
@@ -53,7 +54,6 @@ _HASH_FORMAT = "mldeploy-env-1"
 UV_TOOL = "uv"
 INSTALLER_VARIABLE = "MLDEPLOY_INSTALLER"
 INSTALLERS = ("uv", "pip")
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 Platform = Union[str, Sequence[str]]
 
@@ -75,19 +75,6 @@ def server_requirements() -> list[str]:
         marker = re.sub(r"^and\s+|\s+and$", "", marker).strip()
         found.append(f"{requirement.strip()}; {marker}" if marker else requirement.strip())
     return found or list(SERVER_REQUIREMENTS_FALLBACK)
-
-
-def server_files() -> list[tuple[str, Path]]:
-    """The files the scoring server runs from: `pytest_mldeploy/__init__.py` and `server/`.
-
-    Returned as (path relative to the package's parent, absolute path), sorted, without caches.
-    """
-    files = [("pytest_mldeploy/__init__.py", _PACKAGE_ROOT / "__init__.py")]
-    server = _PACKAGE_ROOT / "server"
-    for path in sorted(server.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-            files.append(("pytest_mldeploy/" + path.relative_to(_PACKAGE_ROOT).as_posix(), path))
-    return files
 
 
 def _clean_lines(requirements: Iterable[str]) -> list[str]:
@@ -371,13 +358,6 @@ def _satisfied(line: str, seen: set[str], extra: str = "") -> bool:
     return True
 
 
-def _server_files_hash() -> str:
-    digest = hashlib.sha256()
-    for rel, path in server_files():
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] = None) -> Path:
     """The python executable of a cached venv with `requirements` + the server's, for the process target.
 
@@ -387,7 +367,7 @@ def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] =
     """
     merged = merge_requirements(requirements)
     host = "%d.%d.%d" % sys.version_info[:3]
-    key = requirements_hash(merged, host, [f"interpreter={sys.executable}", f"server={_server_files_hash()}"])
+    key = requirements_hash(merged, host, [f"interpreter={sys.executable}", f"server={server_files_hash()}"])
     root = Path(cache_dir) if cache_dir else cache_root() / "venvs"
     venv = root / key[:32]
     python = venv / "bin" / "python"
@@ -427,7 +407,4 @@ def _build_venv(venv: Path, requirements: list[str]) -> None:
         )
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    for rel, path in server_files():
-        target = site / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    copy_server(site)

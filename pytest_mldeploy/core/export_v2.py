@@ -21,7 +21,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from pytest_mldeploy.core import azure_v2, azure_vm_sizes
+from pytest_mldeploy.core.azure_v2_schema import MANAGED_DEPLOYMENT_SCHEMA, MANAGED_ENDPOINT_SCHEMA
+from pytest_mldeploy.core.text_files import shown_path
 from pytest_mldeploy.errors import ConfigError
+from pytest_mldeploy.server import contract
 
 #: The image Azure's v2 samples build conda environments on (a curated base; mapped to ours locally).
 DEFAULT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -117,7 +120,7 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
     conda_path.write_text(yaml.safe_dump(conda_environment(deployment), sort_keys=False), encoding="utf-8")
 
     body: Dict[str, Any] = {
-        "$schema": azure_v2.MANAGED_DEPLOYMENT_SCHEMA,
+        "$schema": MANAGED_DEPLOYMENT_SCHEMA,
         "name": name,
         "endpoint_name": endpoint,
     }
@@ -130,9 +133,9 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
     body["environment"] = {"conda_file": conda_path.name, "image": _image(deployment)}
     variables = dict(deployment.environment.variables)
     if deployment.workers != 1:
-        variables["WORKER_COUNT"] = str(deployment.workers)
+        variables[contract.WORKER_COUNT_VAR] = str(deployment.workers)
     if deployment.cors_origins:
-        variables["CORS_ORIGINS"] = ",".join(deployment.cors_origins)
+        variables[contract.CORS_ORIGINS_VAR] = ",".join(deployment.cors_origins)
     if variables:
         body["environment_variables"] = variables
     body["instance_type"] = instance_type
@@ -148,13 +151,13 @@ def export_azureml_v2(project: Any, deployment: Any, out_dir: Path, profile_repo
 
     text = yaml.safe_dump(body, sort_keys=False)
     text = text.replace(f"instance_type: {instance_type}\n", f"# {reason}\ninstance_type: {instance_type}\n")
-    header = (f"# Written by `mldeploy export azureml-v2 {deployment.name}` from {_shown(project.config_path)}.\n"
+    header = (f"# Written by `mldeploy export azureml-v2 {deployment.name}` from {shown_path(project.config_path)}.\n"
               f"# Deploy: az ml online-endpoint create -f endpoint.yml && az ml online-deployment create -f {name}.yml\n")
     deployment_path = out / f"{name}.yml"
     deployment_path.write_text(header + text, encoding="utf-8")
 
     endpoint_body = {
-        "$schema": azure_v2.MANAGED_ENDPOINT_SCHEMA,
+        "$schema": MANAGED_ENDPOINT_SCHEMA,
         "name": endpoint,
         "auth_mode": "key",
         "traffic": {name: 100},
@@ -189,11 +192,6 @@ def _image(deployment: Any) -> str:
 def _relative(path: Path, out: Path) -> str:
     rel = os.path.relpath(path, out)
     return rel + "/" if path.is_dir() and not rel.endswith("/") else rel
-
-
-def _shown(path: Path) -> str:
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else str(path)
 
 
 def written(exported: Exported) -> List[Path]:

@@ -20,32 +20,27 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
 from .. import __version__
 from ..errors import BuildError
 from ..server import contract
 from . import dockerfile as df
 from . import servers
-from .base_image import (
-    DEFAULT_BASE_IMAGE,
-    DEFAULT_PYTHON,
-    LOCAL_BASE_TAG,
-    BaseImage,
-    missing_base_message,
-    ensure_base_image,
-    ensure_offline_base,
-    find_or_pull,
-    is_azure_curated,
-    offline_base,
-    python_base_tag,
-    source_date_epoch,
-)
+from .base_choice import check_python_pin, choose_base
+from .base_image import BaseImage, Progress, python_base_tag, source_date_epoch
+from .cache import cache_root
 from .hashing import file_sha256
 from .registry import Registry
-from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, server_files, wheelhouse_digest
+from .server_copy import copy_server
+from .environment import UnresolvableRequirement, ensure_wheelhouse, wheelhouse_digest
 
-Progress = Optional[Callable[[str], None]]
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from .config import Deployment, Project
+    from .registry import RegisteredModel
+
 IMAGE_REPOSITORY_PREFIX = "mldeploy/"
 _SKIP_NAMES = {"__pycache__", ".git", ".mldeploy", ".pytest_cache", ".mypy_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -82,125 +77,6 @@ def image_repository(deployment_name: str) -> str:
 def image_tag(deployment_name: str, inputs_hash: str) -> str:
     """The tag of a service image: `mldeploy/<deployment>:<first 16 hex of the inputs hash>`."""
     return f"{image_repository(deployment_name)}:{inputs_hash[:16]}"
-
-
-def resolve_base_tag(deployment, project, base_image: Optional[str] = None) -> str:
-    """Which base image to use: the argument, else MLDEPLOY_BASE_IMAGE, else the deployment's, else the project's."""
-    return (
-        base_image
-        or os.environ.get("MLDEPLOY_BASE_IMAGE")
-        or getattr(deployment, "base_image", None)
-        or getattr(project, "base_image", None)
-        or DEFAULT_BASE_IMAGE
-    )
-
-
-def base_request(deployment, project, base_image: Optional[str] = None) -> tuple[str, Optional[str]]:
-    """(tag, who asked for it) per `resolve_base_tag`; who is None when nobody did (mldeploy's default).
-
-    An Azure curated image (`mcr.microsoft.com/azureml/...`, what the SDK writes into every
-    inferenceconfig.json) counts as nobody's choice: mldeploy picks its own base for the Python pin.
-    """
-    tag = resolve_base_tag(deployment, project, base_image)
-    if base_image:
-        source: Optional[str] = "the base image asked for"
-    elif os.environ.get("MLDEPLOY_BASE_IMAGE"):
-        source = "MLDEPLOY_BASE_IMAGE"
-    else:
-        # load_project records who set it; a deployment made otherwise counts as set unless it is the default.
-        source = getattr(deployment, "base_image_source", None) or (None if tag == DEFAULT_BASE_IMAGE else "base_image")
-    return tag, (None if is_azure_curated(tag) else source)
-
-
-def _python_pin(deployment):
-    environment = getattr(deployment, "environment", None)
-    if hasattr(environment, "python_pin"):
-        return environment.python_pin()
-    return None
-
-
-_BASE_NOTICES: set[str] = set()
-"""Base image notices this process has already shown."""
-
-
-def choose_base(deployment, project, base_image: Optional[str] = None, *, client=None, progress: Progress = None) -> BaseImage:
-    """The base image to build `deployment` on, saying in one line when it is not the one asked for.
-
-    A base someone named (argument, MLDEPLOY_BASE_IMAGE, `base_image:`) is used as is. Otherwise
-    the Python pin picks `python:X.Y-slim-bookworm` (pulled where a registry answers); where it
-    cannot be pulled, the offline base is used, with a notice when its Python differs from a
-    conda `python=` pin. A strict pin (`environment.python`) no base has is an error listing the choices.
-    """
-    said = progress or (lambda _msg: None)
-
-    def say(message: str) -> None:
-        # Once per run, not once per deployment built (or per rebuild of the same one).
-        if message not in _BASE_NOTICES:
-            _BASE_NOTICES.add(message)
-            said(message)
-
-    pin = _python_pin(deployment)
-    tag, source = base_request(deployment, project, base_image)
-    name = getattr(deployment, "name", "?")
-    lead = ""
-    if is_azure_curated(tag):
-        lead = f"deployment {name}: base image {tag} is Azure's curated image (conda, not built here), mapped to mldeploy's base for Python {pin.version if pin else DEFAULT_PYTHON}; "
-    if source is not None:
-        base = ensure_base_image(tag, client=client, progress=progress)
-        check_python_pin(deployment, base, f"base image {base.tag} (from {source})", say)
-        return base
-    wanted = python_base_tag(pin.version if pin else DEFAULT_PYTHON)
-    found, reason = find_or_pull(wanted, client=client)
-    if found is not None:
-        if lead:
-            say(lead + f"building on {wanted}")
-        check_python_pin(deployment, found, f"base image {wanted}", say)
-        return found
-    offline = offline_base(client=client)
-    if offline is None and not (pin and pin.strict):
-        # An air-gapped host on its first run: bootstrap the offline base rather than stop.
-        say(f"base image {wanted} cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} is missing: "
-            "building it from Debian packages (about a minute, once)")
-        offline = ensure_offline_base(LOCAL_BASE_TAG, client=client, progress=progress)[0]
-    if pin is None or pin.version == DEFAULT_PYTHON and (offline is None or offline.python_version == pin.version):
-        if offline is None:
-            raise BuildError(f"{missing_base_message(wanted)} (pull failed: {reason})")
-        say(lead + f"base image {wanted} cannot be pulled ({reason}); using the offline base {LOCAL_BASE_TAG}")
-        return offline
-    if offline is None:
-        raise BuildError(
-            f"deployment {name}: {pin.source} asks for Python {pin.version} and no base image is available: {wanted} "
-            f"cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} is missing; choose one: pull {wanted} "
-            f"where a registry answers, build the offline base (Python {DEFAULT_PYTHON}) with `mldeploy base-image`, "
-            "or set base_image to an image you have"
-        )
-    if pin.strict:
-        raise BuildError(
-            f"deployment {name}: environment.python asks for Python {pin.version} and no base image has it: {wanted} "
-            f"cannot be pulled ({reason}) and the offline base {LOCAL_BASE_TAG} has Python {offline.python_version}; "
-            f"choose one: pull {wanted} where a registry answers, set base_image to an image with Python {pin.version}, "
-            f"or remove environment.python to build on Python {offline.python_version}"
-        )
-    say(lead + f"{pin.source} asks for Python {pin.version}, but {wanted} cannot be pulled ({reason}): building on "
-        f"the offline base {LOCAL_BASE_TAG} with Python {offline.python_version}, and packages are resolved for it")
-    return offline
-
-
-def check_python_pin(deployment, base: BaseImage, chosen: str, say: Callable[[str], None]) -> None:
-    """Refuse a strict pin (`environment.python`) the base does not have; say so for a conda pin."""
-    pin = _python_pin(deployment)
-    if pin is None or pin.version == base.python_version:
-        return
-    name = getattr(deployment, "name", "?")
-    if pin.strict:
-        raise BuildError(
-            f"deployment {name}: environment.python is {pin.version} but base image {base.tag} has Python "
-            f"{base.python_version}; choose one: set base_image to a Python {pin.version} image (e.g. "
-            f"{python_base_tag(pin.version)}), remove base_image to let mldeploy pick one, or set environment.python "
-            f'to "{base.python_version}"'
-        )
-    say(f"deployment {name}: {pin.source} asks for Python {pin.version}; {chosen} has Python {base.python_version}, "
-        "which is used: packages are resolved for it")
 
 
 def _skipped(path: Path) -> bool:
@@ -265,18 +141,18 @@ def _copy_filtered(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def _model_labels(models: Sequence) -> dict[str, str]:
+def _model_labels(models: Sequence["RegisteredModel"]) -> dict[str, str]:
     listed = ",".join(f"{m.name}:{m.version}" for m in sorted(models, key=lambda m: (m.name, str(m.version))))
     return {"mldeploy.models": listed} if listed else {}
 
 
 def write_build_context(
-    deployment,
-    project,
-    out_dir,
-    registry=None,
+    deployment: "Deployment",
+    project: "Project",
+    out_dir: Union[str, Path],
+    registry: Optional[Registry] = None,
     *,
-    client=None,
+    client: Optional["DockerClient"] = None,
     base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> Path:
@@ -290,13 +166,23 @@ def write_build_context(
     return _prepare_context(deployment, project, Path(out_dir), registry, client, base_image, progress, link=False).path
 
 
-def _prepare_context(deployment, project, out: Path, registry, client, base_image, progress, *, link: bool) -> BuildContext:
+def _prepare_context(
+    deployment: "Deployment",
+    project: "Project",
+    out: Path,
+    registry: Optional[Registry],
+    client: Optional["DockerClient"],
+    base_image: Union[str, BaseImage, None],
+    progress: Progress,
+    *,
+    link: bool,
+) -> BuildContext:
     """Write the context; `link` hard-links the wheels from the cache (only for throw-away contexts)."""
     say = progress or (lambda _msg: None)
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"build context {out}: the folder is not empty; give a new or empty folder")
-    for notice in getattr(deployment.environment, "notices", lambda: [])():
+    for notice in deployment.environment.notices():
         say(notice)
     if isinstance(base_image, BaseImage):
         base = base_image
@@ -325,7 +211,7 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
         if not models:
             (out / "app" / contract.MODELS_DIRNAME).mkdir(parents=True, exist_ok=True)
         (out / "app").mkdir(exist_ok=True)
-        env = dict(layout.relocated(contract.DEFAULT_APP_ROOT).server_env())
+        env = layout.relocated(contract.DEFAULT_APP_ROOT)
         # Keys are secrets and may be generated per run: the target passes them at start, never the image.
         env.pop(contract.AUTH_KEYS_VAR, None)
     finally:
@@ -339,10 +225,8 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
             shutil.copy2(item, out / "wheels" / item.name)
     (out / "server").mkdir()
     server = servers.server_of(deployment)
-    for rel, path in server_files() if server == servers.MLDEPLOY else ():
-        target = out / "server" / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    if server == servers.MLDEPLOY:
+        copy_server(out / "server")
     normalise_tree(out)
 
     labels = {
@@ -371,22 +255,22 @@ def _prepare_context(deployment, project, out: Path, registry, client, base_imag
     return BuildContext(path=out, inputs_hash=digest, tag=image_tag(deployment.name, digest), base=base)
 
 
-def _wheelhouse(deployment, base: BaseImage) -> Path:
+def _wheelhouse(deployment: "Deployment", base: BaseImage) -> Path:
     """The deployment's wheelhouse for the base's Python; a failure names the conda pin and the Python it came from."""
     environment = deployment.environment
-    origins = getattr(environment, "origins", lambda: {})()
+    origins = environment.origins()
     try:
         return ensure_wheelhouse(servers.requirements_for(deployment), base.python_version, base.manylinux_platforms,
                                  binary_only=list(origins))
     except UnresolvableRequirement as exc:
-        pin = _python_pin(deployment)
+        pin = deployment.environment.python_pin()
         other_python = pin is not None and pin.version != base.python_version
         origin = next((o for line, o in origins.items() if _same_project(line, exc.requirement)), None)
         if origin is None and not other_python:
             raise  # a typo or a pip-section pin: pip's own words say it best
         what = f"{exc.requirement} ({origin})" if origin else exc.requirement
         written_for, other_base = "", ""
-        if other_python:
+        if pin is not None and other_python:
             written_for = f"; the environment was written for Python {pin.version} ({pin.source})"
             other_base = f", or build on a Python {pin.version} base ({python_base_tag(pin.version)} where a registry answers)"
         raise BuildError(
@@ -412,11 +296,11 @@ def _loosened(requirement: str) -> str:
 
 
 def build_image(
-    deployment,
-    project,
-    registry=None,
+    deployment: "Deployment",
+    project: "Project",
+    registry: Optional[Registry] = None,
     *,
-    client=None,
+    client: Optional["DockerClient"] = None,
     base_image: Union[str, BaseImage, None] = None,
     progress: Progress = None,
 ) -> BuiltImage:
@@ -448,7 +332,7 @@ def build_image(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _existing_image(client, tag: str, digest: str) -> Optional[str]:
+def _existing_image(client: "DockerClient", tag: str, digest: str) -> Optional[str]:
     import docker
 
     try:
@@ -464,7 +348,7 @@ _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def docker_build(client, context: Path, tag: str, *, progress: Progress = None) -> str:
+def docker_build(client: "DockerClient", context: Path, tag: str, *, progress: Progress = None) -> str:
     """Build `context` as `tag` with the classic builder; return the image id.
 
     A failure raises `BuildError` with the failing step's instruction and the last log lines,
@@ -511,7 +395,7 @@ def docker_build(client, context: Path, tag: str, *, progress: Progress = None) 
     return image_id
 
 
-def _remove_quietly(client, image_ids: Sequence[str]) -> None:
+def _remove_quietly(client: "DockerClient", image_ids: Sequence[str]) -> None:
     """Remove images newest first; one still used (as another build's cache parent) stays."""
     import docker
 
@@ -520,45 +404,3 @@ def _remove_quietly(client, image_ids: Sequence[str]) -> None:
             client.images.remove(image_id, noprune=True)
         except docker.errors.APIError:
             pass
-
-
-def remove_deployment_images(deployment_name: str, *, client=None, keep: Iterable[str] = ()) -> list[str]:
-    """Delete this deployment's service images (except tags in `keep`) and their dangling build stages.
-
-    Returns the removed tags. Base images are never touched.
-    """
-    from .base_image import _docker_client
-
-    client = _docker_client(client)
-    keep = set(keep)
-    removed = []
-    for image in client.images.list(name=image_repository(deployment_name)):
-        for tag in image.tags:
-            if tag not in keep:
-                client.images.remove(tag, noprune=False)
-                removed.append(tag)
-    client.images.prune(filters={"dangling": True, "label": f"mldeploy.deployment={deployment_name}"})
-    return removed
-
-
-def prune_deployment_images(deployment_name: str, *, keep_last: int = 1, client=None) -> list[str]:
-    """Remove all but the newest `keep_last` images of a deployment, sparing any a container uses.
-
-    Images are content-addressed caches: an old one is rebuilt on demand when its inputs return.
-    Returns the removed tags.
-    """
-    from .base_image import _docker_client
-
-    client = _docker_client(client)
-    in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
-    images = sorted(client.images.list(name=image_repository(deployment_name)),
-                    key=lambda image: image.attrs.get("Created", ""), reverse=True)
-    removed = []
-    for image in images[max(keep_last, 0):]:
-        if image.id in in_use:
-            continue
-        for tag in image.tags:
-            client.images.remove(tag, noprune=False)
-            removed.append(tag)
-    return removed
-

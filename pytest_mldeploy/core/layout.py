@@ -10,15 +10,15 @@ Config files that can hold keys (`mldeploy.yaml`, a `deploymentconfig.json` with
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Union
 
 from pytest_mldeploy.core.nocode import SPEC_FILENAME as NOCODE_SPEC
+from pytest_mldeploy.core.source_tree import ALWAYS_IGNORED, IGNORE_FILES, walk_source
 from pytest_mldeploy.errors import BuildError
 from pytest_mldeploy.server import contract as c
 
@@ -26,23 +26,6 @@ if TYPE_CHECKING:
     from pytest_mldeploy.core.config import Deployment
     from pytest_mldeploy.core.nocode import BuiltinScorer
     from pytest_mldeploy.core.registry import Registry, RegisteredModel
-
-# Never copied from the source directory, whatever the ignore files say.
-# Tool caches and reports change on every run; copied in, they would change the image each time.
-# `mldeploy.yaml` may hold `auth.keys`: nothing secret goes into an app or an image (the targets
-# hand keys to the server at run time), and the service never reads it.
-ALWAYS_IGNORED = (
-    ".git", "__pycache__", "*.pyc", ".mldeploy*", "mldeploy-report", "mldeploy.yaml",
-    ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".tox", ".venv", ".ipynb_checkpoints", ".DS_Store",
-)
-IGNORE_FILES = (".amlignore", ".gitignore")
-
-
-class ServerEnv(Dict[str, str]):
-    """The scoring server's environment variables; `server_env()` returns a copy, like `AppLayout.server_env()`."""
-
-    def server_env(self) -> Dict[str, str]:
-        return dict(self)
 
 
 @dataclass
@@ -63,13 +46,13 @@ class AppLayout:
         """`AML_APP_ROOT`, `AZUREML_*`, service settings and the deployment's own variables, for this layout."""
         return self._env(str(self.app_root))
 
-    def relocated(self, new_root: str) -> ServerEnv:
+    def relocated(self, new_root: str) -> Dict[str, str]:
         """`server_env()` for the same layout mounted at `new_root` (e.g. `/var/azureml-app` in an image)."""
         return self._env(new_root)
 
-    def _env(self, root: str) -> ServerEnv:
+    def _env(self, root: str) -> Dict[str, str]:
         base: Union[Path, PurePosixPath] = Path(root) if root == str(self.app_root) else PurePosixPath(root)
-        env = ServerEnv(self.settings)
+        env = dict(self.settings)
         env.update(
             {
                 c.APP_ROOT_VAR: str(base),
@@ -105,11 +88,8 @@ def lay_out_app(
     if builtin is not None:
         return _no_code_layout(deployment, builtin, stored, root, model_dir)
 
-    rules = _ignore_rules(source)
-    skip_dirs = {registry.root.absolute(), root}
-    skip_dirs |= {Path(os.path.realpath(d)) for d in skip_dirs}
     copied_source = root / source.name
-    _copy_source(source, copied_source, rules, skip_dirs, _secret_files(deployment))
+    _copy_source(source, copied_source, {registry.root, root}, _secret_files(deployment))
     entry = copied_source / deployment.entry_script
     if not entry.is_file():
         raise BuildError(
@@ -221,77 +201,11 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-Rule = Tuple[str, bool, bool, bool]  # (pattern, negated, directories only, anchored to the source root)
-
-
-def _ignore_rules(source: Path) -> List[Rule]:
-    """Rules from `.amlignore`, else `.gitignore`, in the source directory (later rules win, `!` re-includes)."""
-    rules: List[Rule] = [(pattern, False, False, False) for pattern in ALWAYS_IGNORED]
-    for name in IGNORE_FILES:
-        path = source / name
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                rule = _parse_rule(line)
-                if rule is not None:
-                    rules.append(rule)
-            break
-    return rules
-
-
-def _parse_rule(line: str) -> Optional[Rule]:
-    text = line.rstrip("\n").strip()
-    if not text or text.startswith("#"):
-        return None
-    negated = text.startswith("!")
-    text = text[1:] if negated else text
-    dir_only = text.endswith("/")
-    text = text.rstrip("/")
-    if text.startswith("**/"):
-        text = text[3:]
-    anchored = "/" in text
-    text = text.lstrip("/")
-    return (text, negated, dir_only, anchored) if text else None
-
-
-def _ignored(rel: str, is_dir: bool, rules: Sequence[Rule]) -> bool:
-    verdict = False
-    name = rel.rsplit("/", 1)[-1]
-    for pattern, negated, dir_only, anchored in rules:
-        if dir_only and not is_dir:
-            continue
-        if fnmatch.fnmatchcase(rel if anchored else name, pattern):
-            verdict = not negated
-    return verdict
-
-
-def _copy_source(source: Path, target: Path, rules: Sequence[Rule], skip_dirs: Set[Path], skip_files: Set[Path] = frozenset()) -> None:
-    """Copy `source` to `target`, sorted, following symlinks once, leaving out ignored entries and `skip_files`."""
+def _copy_source(source: Path, target: Path, skip_dirs: Set[Path], skip_files: Set[Path]) -> None:
+    """Copy what `walk_source` yields of `source` to `target`, leaving out `skip_files` and Azure configs that hold keys."""
     target.mkdir(parents=True, exist_ok=True)
-    seen: Set[str] = set()
-    for folder, dirs, files in os.walk(source, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink loop
-            dirs[:] = []
-            continue
-        seen.add(real)
-        here = Path(folder)
-        rel_folder = here.relative_to(source)
-        kept = []
-        for name in sorted(dirs):
-            rel = (rel_folder / name).as_posix()
-            full = (here / name).absolute()
-            if _ignored(rel, True, rules) or full in skip_dirs or Path(os.path.realpath(full)) in skip_dirs:
-                continue
-            kept.append(name)
-            (target / rel).mkdir(parents=True, exist_ok=True)
-        dirs[:] = kept
-        for name in sorted(files):
-            rel = (rel_folder / name).as_posix()
-            if _ignored(rel, False, rules):
-                continue
-            src = here / name
-            if not src.exists():  # a dangling symlink
-                continue
-            if Path(os.path.realpath(src)) in skip_files or holds_azure_keys(src):
-                continue
-            shutil.copy2(src, target / rel)
+    for entry in walk_source(source, skip_dirs):
+        if entry.is_dir:
+            (target / entry.rel).mkdir(parents=True, exist_ok=True)
+        elif Path(os.path.realpath(entry.path)) not in skip_files and not holds_azure_keys(entry.path):
+            shutil.copy2(entry.path, target / entry.rel)

@@ -10,7 +10,13 @@ from __future__ import annotations
 import codecs
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Callable, Iterable, Optional
+
+from pytest_mldeploy.core.docker_client import docker_client
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 _POLL_S = 0.2
 _CHUNK = 64 * 1024
@@ -79,23 +85,19 @@ def tee_chunks(chunks: Iterable[bytes], path: Path, out: IO[str]) -> LogStream:
     return LogStream(copy).start()
 
 
-def follow_container(container_id: str, path: Path, out: IO[str], client: Optional[Any] = None) -> LogStream:
+def follow_container(container_id: str, path: Path, out: IO[str], client: Optional["DockerClient"] = None) -> LogStream:
     """Stream container `container_id`'s log (from its start) into `path` and `out` until the container stops."""
-    import docker
-
-    client = client or docker.from_env()
+    client = client or docker_client()
     container = client.containers.get(container_id)
     return tee_chunks(container.logs(stdout=True, stderr=True, stream=True, follow=True), path, out)
 
 
 
-def _container(container_id: str, client: Optional[Any]) -> Any:
-    import docker
-
-    return (client or docker.from_env()).containers.get(container_id)
+def _container(container_id: str, client: Optional["DockerClient"]) -> "Container":
+    return (client or docker_client()).containers.get(container_id)
 
 
-def stop_container(container_id: str, grace_s: float = 10.0, client: Optional[Any] = None) -> None:
+def stop_container(container_id: str, grace_s: float = 10.0, client: Optional["DockerClient"] = None) -> None:
     """Stop the container (SIGTERM, SIGKILL after `grace_s`): its followed log stream ends with its last line."""
     import docker.errors
 
@@ -105,7 +107,7 @@ def stop_container(container_id: str, grace_s: float = 10.0, client: Optional[An
         pass
 
 
-def save_container_log(container_id: str, path: Path, client: Optional[Any] = None) -> None:
+def save_container_log(container_id: str, path: Path, client: Optional["DockerClient"] = None) -> None:
     """Write the (stopped) container's whole log to `path`: complete even when the stream saw none of it."""
     import docker.errors
 

@@ -19,6 +19,9 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pytest_mldeploy.core import conda
+from pytest_mldeploy.core.text_files import read_conda_file, read_requirements
+
 SPEC_FILENAME = "mldeploy-scorer.json"
 MLMODEL = "MLmodel"
 #: Framework names as Azure ML v1 writes them (`Model.Framework.SCIKITLEARN`, `.ONNX`) and common variants.
@@ -173,9 +176,6 @@ def _mlflow_requirements(folder: Path, pyfunc: Dict[str, Any], data: Dict[str, A
     `mlflow-skinny` at the same version (what Azure's MLflow images install). pandas is added
     when missing: the scorer reads column signatures into a DataFrame.
     """
-    from pytest_mldeploy.core import azure_config, conda
-    from pytest_mldeploy.core.config import read_requirements
-
     lines: List[str] = []
     txt = folder / "requirements.txt"
     env = pyfunc.get("env")
@@ -183,7 +183,7 @@ def _mlflow_requirements(folder: Path, pyfunc: Dict[str, Any], data: Dict[str, A
     if txt.is_file():
         lines = read_requirements(txt)
     elif conda_name and (folder / conda_name).is_file():
-        environment = azure_config.read_conda_file(folder / conda_name, f"{folder.name}/{conda_name}")
+        environment = read_conda_file(folder / conda_name, f"{folder.name}/{conda_name}")
         lines = list(conda.from_conda(environment).requirements)
     out: List[str] = []
     names = set()

@@ -29,14 +29,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-from pytest_mldeploy.core.config import NAME_PATTERN
 from pytest_mldeploy.core.hashing import file_sha256
+from pytest_mldeploy.core.model_spec import ModelSpec
+from pytest_mldeploy.core.names import NAME_PATTERN
 from pytest_mldeploy.errors import RegistryError
-
-if TYPE_CHECKING:
-    from pytest_mldeploy.core.config import Deployment, Project
 
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
@@ -95,6 +93,20 @@ class _Content:
     files: Tuple[Tuple[str, bool, Path], ...]  # (relative posix path, executable, source) for folders
 
 
+class DeploymentModels(Protocol):
+    """What `Registry.register_deployment_models` reads of a deployment (a `config.Deployment`)."""
+
+    @property
+    def models(self) -> Sequence[ModelSpec]: ...
+
+
+class ProjectRegistryDir(Protocol):
+    """What `Registry.for_project` reads of a project (a `config.Project`)."""
+
+    @property
+    def registry_dir(self) -> Path: ...
+
+
 class Registry:
     """A versioned model store in a folder; safe to share between processes on one machine."""
 
@@ -102,7 +114,7 @@ class Registry:
         self.root = Path(root).expanduser().absolute()
 
     @classmethod
-    def for_project(cls, project: "Project") -> "Registry":
+    def for_project(cls, project: ProjectRegistryDir) -> "Registry":
         """The registry a project's `registry:` key names (default `.mldeploy` beside mldeploy.yaml)."""
         return cls(project.registry_dir)
 
@@ -198,7 +210,7 @@ class Registry:
             framework=framework, framework_version=framework_version, reuse_latest=False,
         )
 
-    def register_deployment_models(self, deployment: "Deployment") -> List[RegisteredModel]:
+    def register_deployment_models(self, deployment: DeploymentModels) -> List[RegisteredModel]:
         """Register every model of a deployment, reusing the latest version when nothing changed.
 
         A spec without a path names a model already registered (its version, else the latest).

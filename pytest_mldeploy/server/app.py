@@ -14,7 +14,6 @@ import struct
 import threading
 import time
 import traceback
-import uuid
 from typing import Awaitable, Callable, Optional
 
 from pytest_mldeploy import __version__
@@ -49,6 +48,9 @@ MSG_NOT_READY = "The service is starting: init() has not finished yet. Retry sho
 MSG_UNAUTHORIZED = "Unauthorized: send the header 'Authorization: Bearer <key>' with one of the service's keys."
 MSG_OUTPUT_NOT_JSON = ("The scoring script's output cannot be sent as JSON: run() returned {kind} ({reason}). "
                        "Check the logs for more info.")
+
+#: run()'s output as strict JSON; made once (json.dumps with allow_nan=False builds an encoder per call).
+_STRICT_ENCODER = json.JSONEncoder(allow_nan=False)
 
 _JSON = (b"content-type", b"application/json")
 _HTML = (b"content-type", b"text/html; charset=utf-8")
@@ -328,7 +330,7 @@ class ScoringApp:
             await self._send(send, output.status_code, output.body, headers + [_FAILED[failed], exec_ms])
             return
         try:
-            payload = json.dumps(output, allow_nan=False).encode("utf-8")
+            payload = _STRICT_ENCODER.encode(output).encode("utf-8")
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             await self._output_not_json(send, base + [exec_ms], output, exc)
             return
@@ -466,7 +468,7 @@ class ScoringApp:
 
     def _base_headers(self, request: _Request) -> Optional[list[tuple[bytes, bytes]]]:
         """Azure's request-id headers (None when an id is too long: 431), server version, CORS."""
-        request_id = request.request_id or str(uuid.uuid4()).encode()
+        request_id = request.request_id or _new_request_id()
         legacy, client = request.legacy_id, request.client_id
         if legacy:
             client = client or legacy
@@ -489,6 +491,42 @@ class ScoringApp:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class _RandomPool:
+    """Random bytes drawn from os.urandom 4 KiB at a time: one system call per 256 request ids, not one each.
+
+    Emptied in a forked child, so two workers never hand out the same ids.
+    """
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._bytes = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.clear)
+
+    def clear(self) -> None:
+        self._bytes, self._at = b"", 0
+
+    def take(self, count: int) -> bytes:
+        at = self._at
+        if at + count > len(self._bytes):
+            self._bytes, at = os.urandom(self.SIZE), 0
+        self._at = at + count
+        return self._bytes[at:at + count]
+
+
+_random = _RandomPool()
+
+
+def _new_request_id() -> bytes:
+    """A random (version 4) UUID as ASCII bytes, as `str(uuid.uuid4()).encode()` gives but without its system call."""
+    raw = bytearray(_random.take(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}".encode()
 
 
 def _message(text: str) -> bytes:

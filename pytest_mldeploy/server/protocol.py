@@ -29,6 +29,55 @@ from .settings import Settings
 LINGER_S = 2.0
 
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _ResponseWriter:
+    """The transport as uvicorn's request cycle sees it: a response's head is held and written together
+    with the body's first bytes, so a whole response leaves in one write (one send() system call and one
+    TCP segment instead of two). Anything else goes straight to the transport.
+
+    One per connection (responses on a connection are written one after the other); the protocol
+    calls `flush()` when a response is complete (a HEAD answer has no body to carry its head).
+    """
+
+    __slots__ = ("transport", "held", "head_next")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.held: Optional[bytes] = None
+        self.head_next = True
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.writelines((held, data))
+        elif self.head_next and data != _CONTINUE:
+            self.head_next = False
+            self.held = data
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        """Write a held head now; the next write starts a new response."""
+        held = self.held
+        self.held = None
+        self.head_next = True
+        if held is not None:
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class _HeadRefused(Exception):
     """Raised in a parser callback to stop parsing a head that is over a limit."""
 
@@ -53,6 +102,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: Optional[tuple[int, str]] = None
         self._linger: Optional[asyncio.TimerHandle] = None
         self._refused = False
+        self._writer = _ResponseWriter(transport)
         # Also bounds how long a new connection may stay silent (uvicorn has no timeout for that).
         self._head_timer: Optional[asyncio.TimerHandle] = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
 
@@ -124,10 +174,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refusal = self._header_refusal()
             raise _HeadRefused()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = self._writer  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._message_completed = True
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._writer.flush()
+        super().on_response_complete()
 
     # ---- refusals ------------------------------------------------------------------------------
 

@@ -51,6 +51,15 @@ class _Job:
         self.state = "queued"  # queued -> running -> done | cancelled
 
 
+class _Deadline(Exception):
+    """Set on a call's future when its scoring timeout passes first."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Deadline())
+
+
 def _settle(future: asyncio.Future, ok: bool, value: Any, elapsed_ms: float) -> None:
     if not future.done():
         if ok:
@@ -81,23 +90,36 @@ class RunThread:
         self._stuck_grace_s = stuck_grace_s
         self._on_stuck = on_stuck
         self.stuck = False
+        self._event_loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     async def call(self, fn: Callable[[], Any], timeout_ms: int) -> tuple[Any, float]:
-        """Run `fn` on the thread; (result, elapsed ms), its exception, or ScoringTimeout."""
+        """Run `fn` on the thread; (result, elapsed ms), its exception, or ScoringTimeout.
+
+        One future and one timer per call (not wait_for + shield, which cost two more futures and
+        their callbacks on every request): the timer fails the future at the deadline, and a late
+        result is then dropped by `_settle`.
+        """
         if self.stuck:
             raise WorkerStuck("the run thread is stuck in an earlier run()")
-        loop = asyncio.get_running_loop()
-        job = _Job(fn, loop.create_future(), loop)
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            # Once, not per call: asyncio.get_running_loop() makes a getpid() system call each time.
+            loop = self._event_loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        job = _Job(fn, future, loop)
         self._queue.put(job)
+        deadline = loop.call_later(timeout_ms / 1000, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout_ms / 1000)
-        except asyncio.TimeoutError:
+            return await future
+        except _Deadline:
             raise ScoringTimeout(timeout_ms, self._abandon(job)) from None
         except asyncio.CancelledError:
             self._abandon(job)
             raise
+        finally:
+            deadline.cancel()
 
     def _abandon(self, job: _Job) -> str:
         """Cancel `job`, interrupting it when it runs; its stack at that moment ("" when it was not running)."""

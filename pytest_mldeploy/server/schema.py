@@ -10,6 +10,7 @@ inference_schema is imported only when the entry script has loaded it.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +35,16 @@ class ParamSchema:
     param_type: Any
     convert: bool = True
     optional: bool = False
+
+    @functools.cached_property
+    def deserialiser(self) -> Callable[[Any], Any]:
+        """The value as the decorator would pass it to run() (made once: it is called per request)."""
+        fast = _plain_numpy_deserialiser(self.param_type)
+        if fast is not None:
+            return fast
+        from inference_schema.schema_decorators import _deserialize_input_argument
+
+        return functools.partial(_deserialize_input_argument, param_type=self.param_type, param_name=self.name)
 
 
 @dataclass
@@ -119,8 +130,6 @@ def _unwrap(run: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Para
 
 def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -> dict[str, Any]:
     """Convert each value to its declared type the way the decorator would; InputRejected when it cannot."""
-    from inference_schema.schema_decorators import _deserialize_input_argument
-
     for name, declared in schema.params.items():
         if name not in values or not declared.convert:
             continue
@@ -128,7 +137,7 @@ def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -
         if declared.optional and not value:
             continue
         try:
-            values[name] = _deserialize_input_argument(value, declared.param_type, name)
+            values[name] = declared.deserialiser(value)
         except Exception as exc:  # inference_schema raises bare Exception, ValueError, TypeError, ...
             if name not in provided:
                 raise RuntimeError(
@@ -137,6 +146,47 @@ def deserialise(schema: RunSchema, values: dict[str, Any], provided: set[str]) -
             raise InputRejected(f"Invalid value for the {name!r} parameter: {exc}") from None
         _reject_missing_numbers(name, values[name])
     return values
+
+
+def _plain_numpy_deserialiser(param_type: Any) -> Optional[Callable[[Any], Any]]:
+    """`NumpyParameterType.deserialize_input` for a plain dtype, without its pass over every row.
+
+    That pass only converts date and time strings (and the fields of structured dtypes); for any
+    other dtype it returns each row unchanged, yet costs ~1.5 µs per row. Subclasses, structured,
+    datetime64 and timedelta64 dtypes keep inference_schema's own code (None here).
+    """
+    module = sys.modules.get("inference_schema.parameter_types.numpy_parameter_type")
+    if module is None or type(param_type) is not module.NumpyParameterType:
+        return None
+    numpy = sys.modules["numpy"]
+    sample = param_type.sample_input
+    dtype = sample.dtype
+    if dtype.names is not None or dtype.kind in "mM":
+        return None
+    typed = param_type.enforce_column_type
+    expected_shape = sample.shape if param_type.enforce_shape else None
+
+    def deserialise_plain_numpy(value: Any) -> Any:
+        # inference_schema's _deserialize_input_argument and NumpyParameterType.deserialize_input, same messages.
+        if isinstance(value, numpy.ndarray):
+            return value
+        if not isinstance(value, list):
+            raise ValueError("Invalid input format: expected an array of items.")
+        array = numpy.array(value, dtype=dtype) if typed else numpy.array(value)
+        if expected_shape is not None:
+            shape = array.shape
+            if len(shape) != len(expected_shape):
+                raise ValueError(
+                    "Invalid input array: an array with {0} dimensions is expected; "
+                    "input has {1} [shape {2}]".format(len(expected_shape), len(shape), shape))
+            for dim in range(1, len(expected_shape)):
+                if shape[dim] != expected_shape[dim]:
+                    raise ValueError(
+                        "Invalid input array: array has size {0} on dimension #{1}, "
+                        "while expected value is {2}".format(shape[dim], dim, expected_shape[dim]))
+        return array
+
+    return deserialise_plain_numpy
 
 
 def _reject_missing_numbers(name: str, value: Any) -> None:

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl
 
-from . import amlhttp, nocode, schema, shims, validation
+from . import amlhttp, nocode, schema, shims, strict_json, validation
 from .contract import APP_ROOT_VAR, ENTRY_SCRIPT_VAR, MODEL_DIR_VAR, SOURCE_DIRECTORY_VAR
 from .schema import UNCHECKED
 from .settings import Settings
@@ -246,7 +246,7 @@ class UserScript:
         if not amlhttp.is_json_mimetype(content_type.split(";", 1)[0].strip().lower()):
             raise BadRequest(415, "Expects Content-Type to be application/json")
         try:
-            parsed = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+            parsed = strict_json.loads(body)
         except ValueError as exc:
             if body:
                 raise BadRequest(400, f"POST body could not be decoded as JSON: {exc}") from None
@@ -333,8 +333,7 @@ def _query_values(query: bytes, strict: bool = True) -> dict[str, Any]:
     grouped: dict[str, list[Any]] = {}
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         try:
-            parsed: Any = (json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
-                           if strict else json.loads(value))
+            parsed: Any = strict_json.loads(value) if strict else json.loads(value)
         except ValueError:
             parsed = value
         except RecursionError:
@@ -394,19 +393,6 @@ def _raise_with_known_fix(exc: BaseException) -> None:
     fixed = shims.with_known_fix(exc)
     if fixed is not None:
         raise fixed from exc
-
-
-def _reject_constant(name: str) -> Any:
-    """Strict JSON: `NaN`, `Infinity` and `-Infinity` are not JSON numbers (Azure's server takes them)."""
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    """A JSON number as a float, refusing those beyond float64's range (which would read as infinity)."""
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"the number {text[:40]} is beyond the range of a 64-bit float")
-    return value
 
 
 def _decoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

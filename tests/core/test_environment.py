@@ -20,6 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import environment as env
+from pytest_mldeploy.core import server_copy
 from pytest_mldeploy.errors import BuildError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +131,7 @@ def test_environment_does_not_import_the_base_image_module():
 
 
 def test_server_files_are_the_package_init_and_the_server_only():
-    files = env.server_files()
+    files = server_copy.server_files()
     rels = [rel for rel, _ in files]
     assert rels[0] == "pytest_mldeploy/__init__.py"
     assert "pytest_mldeploy/server/__init__.py" in rels

@@ -42,9 +42,12 @@ def test_serving_port_prefers_the_command_line_then_the_deployment():
     class D:
         port = 8890
 
+    class NoPort:
+        port = None
+
     assert serving_port(D(), 9000) == 9000
     assert serving_port(D(), None) == 8890
-    assert serving_port(object(), None) is None
+    assert serving_port(NoPort(), None) is None
 
 
 def test_a_taken_fixed_port_does_not_fail_a_deploy_for_checks(local_webservice):

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
-from pytest_mldeploy.core import environment, image
+from pytest_mldeploy.core import base_choice, environment, image, server_copy
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.environment import server_requirements
@@ -165,11 +165,11 @@ def test_resolve_base_tag_order(monkeypatch):
         base_image = "proj:1"
 
     monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
-    assert image.resolve_base_tag(Dep, Proj) == "dep:1"
-    assert image.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
+    assert base_choice.resolve_base_tag(Dep, Proj) == "dep:1"
+    assert base_choice.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
     monkeypatch.setenv("MLDEPLOY_BASE_IMAGE", "env:1")
-    assert image.resolve_base_tag(Dep, Proj) == "env:1"
-    assert image.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
+    assert base_choice.resolve_base_tag(Dep, Proj) == "env:1"
+    assert base_choice.resolve_base_tag(Dep, Proj, "arg:1") == "arg:1"
 
 
 def test_tree_digest_ignores_times_but_sees_content_names_and_exec_bits(tmp_path):
@@ -257,6 +257,15 @@ def test_context_carries_the_wheelhouse_uv_executable(project_dir, tmp_path, mon
     assert tool.read_text() == "#!/bin/sh\n" and os.access(tool, os.X_OK)
     assert "uv==" not in (context / "wheels" / "requirements.txt").read_text()
     assert f"[ -x /wheels/{environment.UV_TOOL} ]" in (context / "Dockerfile").read_text()
+
+
+def test_context_copies_only_what_the_server_needs(project_dir, tmp_path):
+    context = _context(project_dir, tmp_path / "ctx")
+    copied = {p.relative_to(context / "server").as_posix(): p.read_bytes()
+              for p in (context / "server").rglob("*") if p.is_file()}
+    assert copied == dict(server_copy.server_files())
+    assert copied["pytest_mldeploy/__init__.py"] == server_copy.package_stub()
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied if rel != "pytest_mldeploy/__init__.py")
 
 
 def test_context_hash_is_stable_for_the_same_inputs(project_dir, tmp_path):

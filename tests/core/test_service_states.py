@@ -5,14 +5,14 @@ import traceback
 
 import pytest
 
-from pytest_mldeploy.core.service import (
+from pytest_mldeploy.core.service import tail_lines
+from pytest_mldeploy.core.service_state import (
     ServiceState,
     describe_exit_code,
     extract_traceback,
     reading_from_exit,
     reading_from_inspect,
     reading_from_probe,
-    tail_lines,
 )
 
 MiB = 1024**2

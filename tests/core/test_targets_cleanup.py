@@ -8,7 +8,7 @@ import pytest
 
 from pytest_mldeploy.core.targets import cleanup, get_target
 from pytest_mldeploy.core.targets.cleanup import SweepDecision, owner_labels, sweep_decision
-from pytest_mldeploy.core.targets.common import memory_limit_bytes, nano_cpus
+from pytest_mldeploy.core.config import Resources
 from pytest_mldeploy.core.targets.docker import container_name_for
 from pytest_mldeploy.errors import ServiceError
 
@@ -79,15 +79,12 @@ def test_container_names_are_docker_safe_and_unique_per_n():
     assert container_name_for("my model/v2", "r", 3) == "mldeploy-my-model-v2-r-3"
 
 
-class _Res:
-    def __init__(self, cpu, memory_gb):
-        self.cpu, self.memory_gb = cpu, memory_gb
-
-
-def test_limits_convert_to_docker_units():
-    assert nano_cpus(_Res(0.5, 1)) == 500_000_000
-    assert memory_limit_bytes(_Res(1, 0.125)) == 128 * 1024**2
-    assert nano_cpus(None) is None and memory_limit_bytes(None) is None
+def test_limits_convert_to_docker_units_and_back():
+    limits = Resources(cpu=0.5, memory_gb=0.125)
+    assert (limits.nano_cpus, limits.memory_bytes) == (500_000_000, 128 * 1024**2)
+    assert Resources.from_docker({"NanoCpus": 500_000_000, "Memory": 128 * 1024**2}) == limits
+    assert Resources.from_docker({"NanoCpus": 0, "Memory": 128 * 1024**2}) is None
+    assert Resources.from_docker({}) is None
 
 
 def test_get_target_process_and_unknown():

@@ -17,7 +17,7 @@ import requests
 
 from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG, ensure_base_image
 from pytest_mldeploy.core.config import load_project
-from pytest_mldeploy.core.image import remove_deployment_images
+from pytest_mldeploy.core.image_prune import remove_deployment_images
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.service import ServiceState
 from pytest_mldeploy.core.targets.docker import DockerTarget
@@ -197,7 +197,7 @@ def _pinned_project(root: Path, environment: str, extra: str = "") -> None:
 
 
 def test_a_strict_python_pin_no_base_has_is_one_line_with_the_choices(target, tmp_path, monkeypatch):
-    from pytest_mldeploy.core.image import choose_base
+    from pytest_mldeploy.core.base_choice import choose_base
     from pytest_mldeploy.errors import BuildError
 
     monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
@@ -218,7 +218,7 @@ def test_a_strict_python_pin_no_base_has_is_one_line_with_the_choices(target, tm
 
 
 def test_a_named_base_wins_over_a_conda_python_pin_with_a_notice(target, tmp_path, monkeypatch):
-    from pytest_mldeploy.core.image import choose_base
+    from pytest_mldeploy.core.base_choice import choose_base
 
     _pinned_project(tmp_path / "named", "{conda_file: conda.yml}")
     (tmp_path / "named" / "conda.yml").write_text("dependencies: [python=3.7, {pip: [joblib]}]\n")

@@ -8,7 +8,7 @@ import docker
 import pytest
 
 import pytest_mldeploy.core.base_image as base_image
-import pytest_mldeploy.core.image as image
+import pytest_mldeploy.core.base_choice as base_choice
 from pytest_mldeploy.core.config import load_project
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -19,14 +19,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "example_projects" / "sklearn-di
 def test_a_first_run_without_the_offline_base_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     tag = f"mldeploy/base:autobuild-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(base_image, "LOCAL_BASE_TAG", tag)
-    monkeypatch.setattr(image, "LOCAL_BASE_TAG", tag)
+    monkeypatch.setattr(base_choice, "LOCAL_BASE_TAG", tag)
     monkeypatch.delenv("MLDEPLOY_BASE_IMAGE", raising=False)
     project = load_project(EXAMPLE / "mldeploy.yaml")
     deployment = project.deployments["diabetes"]
     client = docker.from_env()
     said: list[str] = []
     try:
-        base = image.choose_base(deployment, project, client=client, progress=said.append)
+        base = base_choice.choose_base(deployment, project, client=client, progress=said.append)
         assert base.tag == tag
         assert base.python_version == "3.11"
         assert client.images.get(tag) is not None

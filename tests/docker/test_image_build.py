@@ -22,13 +22,8 @@ import requests
 
 from pytest_mldeploy.core.base_image import LOCAL_BASE_TAG, ensure_base_image
 from pytest_mldeploy.core.config import load_project
-from pytest_mldeploy.core.image import (
-    build_image,
-    docker_build,
-    image_repository,
-    remove_deployment_images,
-    write_build_context,
-)
+from pytest_mldeploy.core.image import build_image, docker_build, image_repository, write_build_context
+from pytest_mldeploy.core.image_prune import remove_deployment_images
 from pytest_mldeploy.errors import BuildError
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

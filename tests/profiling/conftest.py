@@ -5,11 +5,12 @@ import pytest
 
 from pytest_mldeploy.checks.profiling.gates import evaluate_gates
 from pytest_mldeploy.checks.profiling.noise import compare_rounds
-from pytest_mldeploy.checks.profiling.profiler import Attempt, ProfileResult, Verification
+from pytest_mldeploy.checks.profiling.result import Attempt, ProfileResult, Verification
 from pytest_mldeploy.checks.profiling.recommend import memory_growth, recommend
 from pytest_mldeploy.checks.profiling.report import figures_of
 from pytest_mldeploy.checks.profiling.sampling import Sample
 from pytest_mldeploy.checks.profiling.stats import LoadStats, Round
+from pytest_mldeploy.checks.profiling.steady import assess
 
 
 def _stats(concurrency: int, qps: float, p95: float) -> LoadStats:
@@ -37,12 +38,14 @@ def profile_result() -> ProfileResult:
         samples=samples, phases=[("sweep 1", t0, t0 + 3), ("steady", *steady_window)],
         recommendation=rec, initial_recommendation=rec,
         verification=Verification("verified", "held", [Attempt(
-            rec.cpu, rec.memory_gb, _stats(2, 680, 4.4), [], rec.cpu, rec.memory_gb, verdict="held",
+            rec.cpu, rec.memory_gb, _stats(2, 680, 4.4), [], rec.cpu, rec.memory_gb, verdict="held", method="in place",
             reference=_stats(2, 690, 4.2), rounds=rounds, comparison=comparison,
         )]),
         gate_rounds=steady_rounds + [r for r in rounds if r.target == 0], host_cores=2.0,
         growth=memory_growth([s.t for s in window], [s.memory for s in window]), gates=[], warnings=["a warning <b>escaped</b>"],
         load_processes=1, generator_cpu=0.4, started_at=t0, elapsed_s=45.0, sample_body=b'{"data": [[1]]}',
+        stability=assess([s.t for s in window], [s.cpu for s in window], [s.memory for s in window], margin=0.15, min_cpu=0.1,
+                         min_memory_gb=0.1, remaining_s=3.0, cpu_cap=2.0),
     )  # fmt: skip
     result.gates = evaluate_gates({"latency_p95_ms": 200, "min_qps": 1000}, figures_of(result), [r.stats for r in result.gate_rounds])
     return result

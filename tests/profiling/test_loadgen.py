@@ -1,16 +1,17 @@
 """The Locust load generator against real local HTTP servers: records, windows, content types,
-alternating rounds between two services, distributed mode, refusals."""
+alternating rounds between two services, distributed mode, refusals, a live load steered as it runs."""
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from pytest_mldeploy.checks.profiling.loadgen import LocustLoad
+from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LocustLoad
 from pytest_mldeploy.checks.profiling.workload import multipart, write_bodies
 from pytest_mldeploy.errors import ServiceError
 
@@ -130,3 +131,54 @@ def test_alternating_rounds_switch_between_two_services(server: str, other_serve
     assert len(rounds) >= 3 and [r.target for r in rounds] == [r.index % 2 for r in rounds]
     assert all(r.stats.total > 0 for r in rounds)
     assert run.stats(target=0).total + run.stats(target=1).total <= run.stats().total + 2 * len(rounds)
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Answers POST /score after 20 ms, noting how many requests were in flight when each arrived."""
+
+    protocol_version = "HTTP/1.1"
+    arrivals: list[tuple[float, int]] = []
+    in_flight = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.lock:
+            _Slow.in_flight += 1
+            self.arrivals.append((time.time(), _Slow.in_flight))
+        time.sleep(0.02)
+        with self.lock:
+            _Slow.in_flight -= 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_live_load_changes_its_users_while_it_runs_and_reports_as_it_goes(tmp_path: Path) -> None:
+    _Slow.arrivals, _Slow.in_flight = [], 0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        live = LiveLoad(LocustLoad(f"http://127.0.0.1:{httpd.server_address[1]}", _bodies(tmp_path, "{}"), tmp_path), 1, 60).start()
+        try:
+            live.wait_covered(time.time() + 1.0)
+            one_user_until = time.time()
+            streamed = len(live.records())
+            assert streamed > 0 and live.covered_until() >= one_user_until - 0.5  # reported while running
+            live.set_users(4)
+            live.wait_covered(time.time() + 1.5)
+            assert len(live.records()) > streamed
+            run = live.stop()
+        finally:
+            live.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert max(n for t, n in _Slow.arrivals if t < one_user_until) == 1  # one user: one request at a time
+    assert max(n for t, n in _Slow.arrivals if t > one_user_until + 0.5) == 4  # then four at a time
+    assert len(run.records) >= len(live.records()) and all(r.ok for r in run.records)

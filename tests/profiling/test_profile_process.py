@@ -23,7 +23,7 @@ from pytest_mldeploy.core.targets.process import ProcessTarget
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_projects" / "sklearn-diabetes"
 PROJECTS = REPO / "tests" / "projects"
-FAST = ProfileSettings(step_s=2, warmup_s=0.5)
+FAST = ProfileSettings(step_s=2, min_step_s=1, warmup_s=0.5)
 
 
 def _project(source: Path, tmp_path: Path) -> Any:

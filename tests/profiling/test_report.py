@@ -44,6 +44,10 @@ def test_profile_json_has_azures_fields_and_ours(profile_result, tmp_path: Path)
         "throughput 690.5 req/s < gate 1000 req/s (11 of 11 rounds past the gate, median round 690.0 req/s, rounds' spread 0.0 req/s)",
     ]
     assert len(data["samples"]) == 30 and data["samples"][0]["t"] == 0
+    # how settled the steady phase's estimates were, and how the limits were tried
+    assert data["stability"]["samples"] == 18 and data["estimatesSettled"] is data["stability"]["stable"]
+    assert data["stability"]["cpu_low"] <= data["requestedCpu"] <= data["stability"]["cpu_high"]
+    assert attempt["method"] == "in place" and attempt["how"] == ""
 
 
 def test_nan_figures_become_null(profile_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -58,6 +62,7 @@ def test_html_is_self_contained_and_escaped(profile_result, tmp_path: Path) -> N
     sources = re.findall(r'src="([^"]*)"', text)
     assert len(sources) == 3 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert "<b>Confidence:</b> CPU " in text and "from 18 samples" in text and "<td>in place</td>" in text
     assert "a warning &lt;b&gt;escaped&lt;/b&gt;" in text
     assert "throughput 690.5 req/s &lt; gate 1000 req/s" in text
     assert "verified" in text

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from pytest_mldeploy.core.config import load_project
-from pytest_mldeploy.core.image import remove_deployment_images
+from pytest_mldeploy.core.image_prune import remove_deployment_images
 from pytest_mldeploy.core.layout import lay_out_app
 from pytest_mldeploy.core.registry import Registry
 from pytest_mldeploy.core.targets.process import ProcessTarget

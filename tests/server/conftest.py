@@ -135,17 +135,20 @@ class ServerFactory:
         self.started: list[Server] = []
 
     def __call__(self, app: AppRoot, env: Optional[dict[str, str]] = None, wait: bool = True,
-                 args: Optional[list[str]] = None) -> Server:
+                 args: Optional[list[str]] = None, python_path: Optional[list[Path]] = None,
+                 python_options: tuple[str, ...] = ()) -> Server:
+        """Serve `app`; `python_path` replaces this checkout on PYTHONPATH, `python_options` go before `-m`."""
         port = free_port()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "MLDEPLOY_", "AML_"))}
         full_env.update(app.env)
         full_env.update(env or {})
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+        full_env["PYTHONPATH"] = (os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+                                  if python_path is None else os.pathsep.join(map(str, python_path)))
         full_env["PYTHONUNBUFFERED"] = "1"
         log_path = self.base / f"server-{port}.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "pytest_mldeploy.server", "--host", "127.0.0.1", "--port", str(port),
+                [sys.executable, *python_options, "-m", "pytest_mldeploy.server", "--host", "127.0.0.1", "--port", str(port),
                  *(args or [])],
                 env=full_env, cwd=str(self.base), stdin=subprocess.DEVNULL, stdout=log_file,
                 stderr=subprocess.STDOUT, start_new_session=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mldeploy.core.service import reading_from_exit
+from pytest_mldeploy.core.service_state import reading_from_exit
 from pytest_mldeploy.server import shims
 
 

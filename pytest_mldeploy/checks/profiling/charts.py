@@ -1,4 +1,7 @@
-"""The profile's charts as PNG data URIs (matplotlib's Agg canvas: no display, no global backend)."""
+"""The profile's charts as PNG data URIs (matplotlib's Agg canvas: no display, no global backend).
+
+`new_figure` and `data_uri` are shared with the compare report (`compare/charts.py`): one size, one encoding.
+"""
 from __future__ import annotations
 
 import base64
@@ -15,7 +18,13 @@ from pytest_mldeploy.checks.profiling.stats import LoadStats
 _WIDTH, _HEIGHT, _DPI = 8.0, 3.6, 100
 
 
-def _data_uri(fig: Figure) -> str:
+def new_figure() -> Figure:
+    """A figure of the reports' chart size, on no global backend."""
+    return Figure(figsize=(_WIDTH, _HEIGHT))
+
+
+def data_uri(fig: Figure) -> str:
+    """`fig` as an inline PNG (`data:image/png;base64,...`): the reports stay one self-contained file."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
@@ -28,7 +37,7 @@ def _finite(values: Sequence[float]) -> list[float]:
 
 def sweep_chart(sweep: Sequence[LoadStats], chosen: int) -> str:
     """Latency p50/p95/p99 (left axis, ms) and throughput (right axis) against concurrency."""
-    fig = Figure(figsize=(_WIDTH, _HEIGHT))
+    fig = new_figure()
     ax = fig.add_subplot()
     levels = [s.concurrency for s in sweep]
     for label, values, style in (
@@ -52,7 +61,7 @@ def sweep_chart(sweep: Sequence[LoadStats], chosen: int) -> str:
     more, more_labels = right.get_legend_handles_labels()
     ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize=8)
     ax.set_title("Latency and throughput against concurrency")
-    return _data_uri(fig)
+    return data_uri(fig)
 
 
 def usage_chart(
@@ -67,7 +76,7 @@ def usage_chart(
     steady: Optional[tuple[float, float]],
 ) -> str:
     """CPU or memory over time with the current limit and the recommendation drawn, the steady phase shaded."""
-    fig = Figure(figsize=(_WIDTH, _HEIGHT))
+    fig = new_figure()
     ax = fig.add_subplot()
     t0 = samples[0].t if samples else 0.0
     xs = [s.t - t0 for s in samples]
@@ -84,4 +93,4 @@ def usage_chart(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title)
-    return _data_uri(fig)
+    return data_uri(fig)

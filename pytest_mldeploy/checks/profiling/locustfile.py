@@ -19,6 +19,12 @@ MLDEPLOY_LOAD_ALTERNATE (base URL of the other service), MLDEPLOY_LOAD_ALTERNATE
 MLDEPLOY_LOAD_ROUND_S (the round length), MLDEPLOY_LOAD_RUN_S (how long to load, counted from
 the test's start: Locust's own `-t` starts counting before, by seconds on a loaded machine, so
 it is only a backstop).
+
+A live run (`loadgen.LiveLoad`) is steered while it loads: with MLDEPLOY_LOAD_CONTROL set, the
+master reads that file every 0.1 s (`{"seq": n, "users": k}` sets the users, `{"seq": n, "stop":
+true}` ends the run), and with MLDEPLOY_LOAD_STREAM set it appends what it has received to that
+file as JSON lines every 0.2 s, so the profiler can judge the load as it runs. Then
+RUN_S is only the live run's upper bound.
 """
 from __future__ import annotations
 
@@ -33,7 +39,9 @@ from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 MESSAGE = "mldeploy_records"
-FLUSH_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 0.25
+CONTROL_INTERVAL_S = 0.1
+STREAM_INTERVAL_S = 0.2
 MAX_ERROR_KINDS = 20
 
 
@@ -60,6 +68,8 @@ TIMEOUT_S = float(os.environ.get("MLDEPLOY_LOAD_TIMEOUT_S", "60"))
 ALTERNATE = os.environ.get("MLDEPLOY_LOAD_ALTERNATE", "")
 ROUND_S = float(os.environ.get("MLDEPLOY_LOAD_ROUND_S", "0") or 0)
 RUN_S = float(os.environ.get("MLDEPLOY_LOAD_RUN_S", "0") or 0)
+CONTROL = os.environ.get("MLDEPLOY_LOAD_CONTROL", "")
+STREAM = os.environ.get("MLDEPLOY_LOAD_STREAM", "")
 #: Per target (0: --host, 1: the alternate): the path to post to and each request's (body, headers).
 REQUESTS = [
     (SCORE_PATH, [(body, _headers(ct, os.environ.get("MLDEPLOY_LOAD_KEY", ""))) for body, ct in _read_requests()]),
@@ -121,12 +131,50 @@ def _flusher(environment) -> None:
         _flush(environment)
 
 
+#: Batches received since the last line of the stream (live runs only).
+_unstreamed: list[dict] = []
+
+
 def _receive(environment, msg, **_kw) -> None:
     node = _received.setdefault(str(msg.node_id), {"records": [], "errors": {}, "covered_until": 0.0})
     node["records"].extend(msg.data["records"])
     for kind, count in msg.data["errors"].items():
         node["errors"][kind] = node["errors"].get(kind, 0) + count
     node["covered_until"] = max(node["covered_until"], msg.data["covered_until"])
+    if STREAM:
+        _unstreamed.append({"node": str(msg.node_id), **msg.data})
+
+
+def _streamer() -> None:
+    """Append the batches received since the last line to the stream file, one JSON line each pass."""
+    with open(STREAM, "a", encoding="utf-8") as handle:
+        while True:
+            gevent.sleep(STREAM_INTERVAL_S)
+            batch = _unstreamed[:]
+            del _unstreamed[: len(batch)]
+            if batch:
+                handle.write(json.dumps(batch) + "\n")
+                handle.flush()
+
+
+def _controller(environment) -> None:
+    """Apply the newest command in the control file: set the number of users, or stop."""
+    applied = 0
+    while True:
+        gevent.sleep(CONTROL_INTERVAL_S)
+        try:
+            with open(CONTROL, "r", encoding="utf-8") as handle:
+                command = json.load(handle)
+        except (OSError, ValueError):
+            continue  # not written yet
+        if int(command.get("seq", 0)) <= applied:
+            continue
+        applied = int(command["seq"])
+        if command.get("stop"):
+            environment.runner.quit()
+            return
+        users = int(command["users"])
+        environment.runner.start(users, spawn_rate=max(users * 10, 1))
 
 
 @events.init.add_listener
@@ -142,6 +190,12 @@ def _on_start(environment, **_kw) -> None:
         _run["flusher"] = gevent.spawn(_flusher, environment)  # type: ignore[assignment]
     if RUN_S > 0 and not isinstance(environment.runner, WorkerRunner) and "stopper" not in _run:
         _run["stopper"] = gevent.spawn_later(RUN_S, environment.runner.quit)  # type: ignore[assignment]
+    if not isinstance(environment.runner, WorkerRunner) and "live" not in _run:
+        _run["live"] = 1.0
+        if CONTROL:
+            _run["controller"] = gevent.spawn(_controller, environment)  # type: ignore[assignment]
+        if STREAM:
+            _run["streamer"] = gevent.spawn(_streamer)  # type: ignore[assignment]
 
 
 @events.test_stopping.add_listener

@@ -1,48 +1,73 @@
 """Profile a deployment: sweep concurrency, hold the knee steady, size CPU and memory, verify, gate.
 
 `profile_service` works on a running service; `profile_deployment` deploys one first (and
-removes it after). The phases, in order:
-1. sweep: 1, 2, 4, ... users for `step_s` each until throughput stops rising or the latency
-   objective breaks (`sweep.py`);
-2. steady: `profile.duration_s` at the chosen concurrency, sampled once a second (`sampling.py`);
+removes it after). The sweep, the steady phase and (on Docker) the verification run in one live
+load (`loadgen.LiveLoad`) whose users change between phases, and each phase ends as soon as what
+it measures is decided. The phases, in order:
+1. sweep: 1, 2, 4, ... users, each level measured in short rounds until its throughput clearly
+   rises over the best level so far (next level), clearly does not (the curve has flattened:
+   stop), or `step_s` is up; or until the latency objective or errors break (`sweep.py`);
+2. steady: at the chosen concurrency, sampled once a second (`sampling.py`), until the CPU and
+   memory estimates are settled or `profile.duration_s` is up (`steady.py`);
 3. recommendation from the steady samples (`recommend.py`);
-4. closed loop: a second container under the recommended limits and the running service (the
-   reference) take the steady load in alternating rounds; the limits hold, do not hold (the
-   recommendation is raised and tried again) or the rounds are too noisy to say (inconclusive,
-   a warning) (`noise.py`; Docker target only);
+4. closed loop: the recommended limits against the service's own in alternating rounds, by
+   `docker update` on the running container, or a second container when that cannot be done;
+   the limits hold, do not hold (the recommendation is raised and tried again) or the rounds are
+   too noisy to say (inconclusive, a warning) (`verification.py`; Docker target only);
 5. gates (`gates.py`, judged against the rounds' spread), then profile.json and profile.html (`report.py`).
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from pytest_mldeploy.checks.profiling import noise
 from pytest_mldeploy.checks.profiling import recommend as rec
-from pytest_mldeploy.checks.profiling.gates import ROUND_GATES, GateResult, confirm_gates, evaluate_gates, stats_figures
-from pytest_mldeploy.checks.profiling.loadgen import LoadRun, LocustLoad
+from pytest_mldeploy.checks.profiling.gates import ROUND_GATES, confirm_gates, evaluate_gates, stats_figures
+from pytest_mldeploy.checks.profiling.loadgen import LiveLoad, LoadRun, LocustLoad, sleep_until
+from pytest_mldeploy.checks.profiling.report import figures_of, write_reports
+from pytest_mldeploy.checks.profiling.result import ProfileResult, Verification
 from pytest_mldeploy.checks.profiling.sampling import Sample, Sampler, sampler_for
-from pytest_mldeploy.checks.profiling.stats import LoadStats, Round
-from pytest_mldeploy.checks.profiling.sweep import choose_level, concurrency_levels, generator_saturated, next_decision
+from pytest_mldeploy.checks.profiling.stats import LoadStats, Round, split_rounds, summarize
+from pytest_mldeploy.checks.profiling.steady import Stability, assess
+from pytest_mldeploy.checks.profiling.sweep import (
+    FLAT,
+    MIN_GAIN,
+    RISING,
+    choose_level,
+    concurrency_levels,
+    gain_verdict,
+    generator_saturated,
+    past_the_limits,
+)
+from pytest_mldeploy.checks.profiling.verification import Verifier
 from pytest_mldeploy.checks.profiling.workload import workload_bodies, write_bodies
 from pytest_mldeploy.errors import ServiceError
 
 Progress = Callable[[str], None]
-
-#: Verdicts of one closed-loop attempt.
-HELD, DID_NOT_HOLD, INCONCLUSIVE, NOT_RUN = "held", "did not hold", "inconclusive", "could not run"
+#: The steady phase runs at least this long (when `duration_s` allows), whatever the estimates say.
+MIN_STEADY_S = 6.0
+#: A verification round is long enough for this many requests at the steady throughput.
+ROUND_REQUESTS = 200
 
 
 @dataclass
 class ProfileSettings:
     """How the load is shaped beyond `profile:` in mldeploy.yaml (tests shorten these)."""
 
+    #: The longest a sweep level is measured ...
     step_s: float = 3.0
+    #: ... and the shortest, in rounds of `sweep_round_s`.
+    min_step_s: float = 2.0
+    sweep_round_s: float = 0.5
+    #: Not measured at the start of the load (the service's first requests) ...
     warmup_s: float = 1.0
+    #: ... and after each change of the number of users.
+    settle_s: float = 0.5
     #: Locust processes; None picks 1 and adds workers when one process saturates a core.
     processes: Optional[int] = None
     verify: bool = True
@@ -53,103 +78,6 @@ class ProfileSettings:
 
     def rounds_of(self, duration_s: float) -> float:
         return self.round_s or min(max(duration_s / 10.0, 1.0), 4.0)
-
-
-@dataclass
-class Attempt:
-    """One closed-loop try: the limits, what the container really got, and its verdict (held, did
-    not hold, inconclusive, could not run) from the rounds it alternated with the reference."""
-
-    cpu: float
-    memory_gb: float
-    stats: Optional[LoadStats] = None
-    problems: list[str] = field(default_factory=list)
-    inspected_cpu: Optional[float] = None
-    inspected_memory_gb: Optional[float] = None
-    verdict: str = NOT_RUN
-    #: The reference (the running service) over the same rounds.
-    reference: Optional[LoadStats] = None
-    rounds: list[Round] = field(default_factory=list)
-    comparison: Optional[noise.Comparison] = None
-
-    @property
-    def held(self) -> bool:
-        return self.verdict == HELD
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cpu": self.cpu,
-            "memoryInGb": self.memory_gb,
-            "verdict": self.verdict,
-            "held": self.held,
-            "problems": self.problems,
-            "inspectedCpu": self.inspected_cpu,
-            "inspectedMemoryInGb": self.inspected_memory_gb,
-            "stats": self.stats.to_dict() if self.stats else None,
-            "reference": self.reference.to_dict() if self.reference else None,
-            "comparison": self.comparison.to_dict() if self.comparison else None,
-            "rounds": [r.to_dict() for r in self.rounds],
-        }
-
-
-@dataclass
-class Verification:
-    """The closed loop's verdict: verified, raised (verified after raising), failed, inconclusive
-    (the rounds were too noisy to tell; a warning) or unverified (nothing could be tried, and why)."""
-
-    verdict: str
-    reason: str
-    attempts: list[Attempt] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reason": self.reason, "attempts": [a.to_dict() for a in self.attempts]}
-
-
-@dataclass
-class ProfileResult:
-    """Everything one profile measured and concluded; `report.profile_json` renders it."""
-
-    deployment: str
-    target: str
-    service: str
-    workload: str
-    settings: dict[str, Any]
-    current_cpu: Optional[float]
-    current_memory_gb: Optional[float]
-    sweep: list[LoadStats]
-    sweep_reason: str
-    concurrency: int
-    concurrency_reason: str
-    steady: LoadStats
-    samples: list[Sample]
-    phases: list[tuple[str, float, float]]
-    recommendation: rec.Recommendation
-    initial_recommendation: rec.Recommendation
-    verification: Verification
-    growth: rec.Growth
-    gates: list[GateResult]
-    warnings: list[str]
-    load_processes: int
-    generator_cpu: float
-    started_at: float
-    elapsed_s: float
-    #: The rounds latency and throughput gates are judged in (the steady phase's, then the reference's).
-    gate_rounds: list[Round] = field(default_factory=list)
-    #: The cores this host gives (the recommendation's CPU cap).
-    host_cores: Optional[float] = None
-    json_path: Optional[Path] = None
-    html_path: Optional[Path] = None
-    #: One body of the workload and its Content-Type, for the `curl` line of a failure report.
-    sample_body: Optional[bytes] = None
-    sample_content_type: str = "application/json"
-
-    @property
-    def gates_passed(self) -> bool:
-        return all(g.passed for g in self.gates)
-
-    @property
-    def failed_gates(self) -> list[GateResult]:
-        return [g for g in self.gates if not g.passed]
 
 
 def _say(progress: Optional[Progress], line: str) -> None:
@@ -170,12 +98,6 @@ def _max_processes() -> int:
     return max(1, min(cores // 2, 4)) if cores >= 4 else 1
 
 
-def _resources(cpu: float, memory_gb: float) -> Any:
-    from pytest_mldeploy.core.config import Resources
-
-    return Resources(cpu=cpu, memory_gb=memory_gb)
-
-
 def host_cores(target: Any) -> Optional[float]:
     """The cores a service can get here: the Docker engine's `NCPU`, or this process's CPU affinity."""
     if getattr(target, "name", "") == "docker":
@@ -189,26 +111,16 @@ def host_cores(target: Any) -> Optional[float]:
         return float(os.cpu_count() or 1)
 
 
-def _on_a_free_port(deployment: Any) -> Any:
-    """The deployment without a fixed `port`: the verification runs beside the service it verifies."""
-    if getattr(deployment, "port", None) and hasattr(deployment, "model_copy"):
-        return deployment.model_copy(update={"port": None})
-    return deployment
+@dataclass
+class _Steady:
+    """The steady phase's window, figures, samples and how settled its estimates were."""
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _inspected_limits(service: Any) -> tuple[Optional[float], Optional[float]]:
-    """CPU (cores) and memory (GB) the container really runs under, from `docker inspect`."""
-    inspect = getattr(service, "inspect", None)
-    if inspect is None:
-        return None, None
-    host = inspect().get("HostConfig", {})
-    nano, memory = host.get("NanoCpus") or 0, host.get("Memory") or 0
-    return (nano / 1e9 if nano else None), (memory / rec.GIB if memory else None)
+    start: float
+    end: float
+    stats: LoadStats
+    rounds: list[Round]
+    window: list[Sample]
+    stability: Stability
 
 
 class _Profiler:
@@ -224,6 +136,7 @@ class _Profiler:
         self.processes = settings.processes or 1
         self.generator_cpu = 0.0
         self.bodies_path = workdir / "bodies.txt"
+        self.live: Optional[LiveLoad] = None
 
     def swagger(self) -> Any:
         """The service's swagger document when the workload needs its example; None otherwise."""
@@ -249,6 +162,7 @@ class _Profiler:
         )
 
     def _run(self, service: Any, users: int, seconds: float, label: str, alternate: Any = None) -> LoadRun:
+        """One Locust run of its own (a second container's verification, or a confirmation without a live load)."""
         load = self._load_for(service, alternate)
         if alternate is None:
             run = load.run(users, seconds, self.settings.warmup_s)
@@ -259,6 +173,38 @@ class _Profiler:
         self.generator_cpu = max(self.generator_cpu, run.generator_cpu)
         self.phases.append((label, run.start, run.end))
         return run
+
+    # ---- the live load -------------------------------------------------------------------------
+
+    @property
+    def _live_max_s(self) -> float:
+        """The live load's upper bound: every level at its longest, the steady phase, the verification
+        attempts and a confirmation, with room for waits (the profiler stops it long before)."""
+        levels = len(concurrency_levels(self.max_users))
+        verify = (self.settings.max_raises + 1) * max(self.spec.duration_s, 6 * self.round_s) if self.settings.verify else 0
+        return levels * (self.settings.step_s + 2) + self.spec.duration_s + verify + self.confirm_s + 60
+
+    def start_live(self, users: int) -> LiveLoad:
+        """Start the live load and wait for its first report (Locust's start-up)."""
+        self.live = LiveLoad(self._load_for(self.service), users, self._live_max_s).start()
+        self.live.wait_covered(time.time() + 0.01, timeout_s=60)
+        return self.live
+
+    def end_live(self) -> None:
+        """Stop the live load (once); the most CPU a load process used counts for the generator warning."""
+        if self.live is None:
+            return
+        live, self.live = self.live, None
+        try:
+            live.stop()
+        finally:
+            live.close()
+            self.generator_cpu = max(self.generator_cpu, live.generator_cpu)
+
+    def _window(self, start: float, end: float, users: int) -> LoadStats:
+        assert self.live is not None
+        self.live.wait_covered(end)
+        return summarize(self.live.records(), start, end, users, self.live.errors_between(start, end))
 
     @property
     def round_s(self) -> float:
@@ -279,7 +225,10 @@ class _Profiler:
         limit = getattr(self.deployment, "max_concurrent_requests", None)
         return min(self.spec.max_concurrency, 2 * limit) if limit else self.spec.max_concurrency
 
-    def sweep(self) -> tuple[list[LoadStats], str]:
+    # ---- the phases ----------------------------------------------------------------------------
+
+    def sweep(self) -> tuple[list[LoadStats], str, list[LoadStats]]:
+        """Levels 1, 2, 4, ... in the live load; the steps, why it stopped, and the steps the knee is chosen among."""
         steps: list[LoadStats] = []
         ceiling = self.max_users
         reason = f"reached max_concurrency {ceiling}"
@@ -289,28 +238,105 @@ class _Profiler:
             self.warnings.append(f"the load stopped at {ceiling} concurrent requests: max_concurrent_requests "
                                  f"{self.deployment.max_concurrent_requests} answers 429 beyond that (as Azure's "
                                  "max_concurrent_requests_per_instance does); raise it to profile higher concurrency")
-        for users in concurrency_levels(ceiling):
-            run = self._run(self.service, users, self.settings.step_s, f"sweep {users}")
-            while (
-                self.settings.processes is None
-                and generator_saturated(run.generator_cpu)
-                and self.processes < _max_processes()
-            ):
+        levels = concurrency_levels(ceiling)
+        best_rounds: list[float] = []
+        best_index = 0
+        index = 0
+        self.start_live(levels[0])
+        fresh = True
+        while index < len(levels):
+            users = levels[index]
+            stats, rounds, verdict = self._level(users, best_rounds, fresh)
+            fresh = False
+            if (self.settings.processes is None and generator_saturated(self.live.generator_cpu if self.live else 0.0)
+                    and self.processes < _max_processes()):  # fmt: skip
                 self.processes = min(self.processes * 2, _max_processes())
                 _say(self.progress, f"profile: the load generator saturated a core; retrying with {self.processes} Locust processes")
+                self.end_live()
                 self.phases.pop()
-                run = self._run(self.service, users, self.settings.step_s, f"sweep {users}")
-            stats = run.stats()
+                self.start_live(users)
+                fresh = True
+                continue
             steps.append(stats)
-            _say(self.progress, f"profile: sweep concurrency {users}: {_describe_step(stats)}")
-            decision = next_decision(steps, self.spec.latency_objective_ms)
-            if decision.stop:
-                reason = decision.reason
+            _say(self.progress, f"profile: sweep concurrency {users}: {_describe_step(stats)} ({len(rounds)} rounds, {verdict})")
+            broken = past_the_limits(stats, self.spec.latency_objective_ms)
+            if broken:
+                reason = broken
                 break
-        return steps, reason
+            if verdict == FLAT:
+                best = sorted(best_rounds)[len(best_rounds) // 2]
+                level = sorted(rounds)[len(rounds) // 2]
+                flat = (
+                    f"throughput flattened at concurrency {users}: median round {level:.1f} req/s vs {best:.1f} at concurrency "
+                    f"{levels[best_index]} ({(level / best - 1) if best else 0:+.0%}; a rise must clear {MIN_GAIN:.0%} beyond the rounds' spread)"
+                )
+                reason = f"{reason}; {flat}" if index == len(levels) - 1 else flat
+                break
+            best_rounds, best_index = rounds, len(steps) - 1
+            index += 1
+        return steps, reason, steps[: best_index + 1] if steps else steps
 
-    def verify(self, first: rec.Recommendation, users: int) -> tuple[Verification, rec.Recommendation]:
-        """Try the recommendation under its limits against the running service; raise it while it clearly does not hold."""
+    def _level(self, users: int, best_rounds: list[float], fresh: bool) -> tuple[LoadStats, list[float], str]:
+        """Measure one level in rounds until `gain_verdict` decides or `step_s` is up."""
+        assert self.live is not None
+        self.live.set_users(users)
+        length = self.settings.sweep_round_s
+        begin = math.ceil((time.time() + (self.settings.warmup_s if fresh else self.settings.settle_s)) / length) * length
+        rounds: list[float] = []
+        end, verdict = begin, RISING
+        while True:
+            end += length
+            self.live.wait_covered(end)
+            rounds.append(summarize(self.live.records(), end - length, end, users).qps)
+            measured = end - begin
+            if measured + 1e-9 < self.settings.min_step_s:
+                continue
+            final = measured + length > self.settings.step_s + 1e-9
+            if not best_rounds:
+                verdict = RISING
+                break
+            verdict = gain_verdict(rounds, best_rounds, final=final)
+            if verdict != "undecided":
+                break
+        self.phases.append((f"sweep {users}", begin, end))
+        return self._window(begin, end, users), rounds, verdict
+
+    def steady(self, users: int, sampler: Sampler, cores: Optional[float]) -> _Steady:
+        """Hold `users` until the CPU and memory estimates settle (at least `MIN_STEADY_S`, at most `duration_s`)."""
+        assert self.live is not None
+        self.live.set_users(users)
+        duration = self.spec.duration_s
+        begin = time.time() + self.settings.settle_s
+        shortest = min(duration, max(MIN_STEADY_S, 3 * self.round_s))
+        end = begin
+        while True:
+            end = min(end + 1.0, begin + duration)
+            sleep_until(end + 0.05)
+            # a sample reads the second before it: the first one inside the phase is a second in
+            window = [s for s in sampler.snapshot() if begin + 1.0 <= s.t <= end + 0.05]
+            stability = self._stability(window, remaining=begin + duration - end, cores=cores)
+            if end >= begin + duration - 1e-9 or (end - begin >= shortest and stability.stable):
+                break
+        self.phases.append(("steady", begin, end))
+        stats = self._window(begin, end, users)
+        rounds = split_rounds(self.live.records(), begin, end, self.round_s, users)
+        return _Steady(begin, end, stats, rounds, window, stability)
+
+    def _stability(self, window: list[Sample], remaining: float, cores: Optional[float]) -> Stability:
+        return assess(
+            [s.t for s in window], [s.cpu for s in window], [s.memory for s in window],
+            margin=self.spec.margin, min_cpu=self.spec.min_cpu, min_memory_gb=self.spec.min_memory_gb,
+            remaining_s=remaining, cpu_cap=cores,
+        )  # fmt: skip
+
+    def verify_round_s(self, qps: float) -> float:
+        """Verification rounds: long enough for `ROUND_REQUESTS` requests, at least 1 s, at most `round_s`."""
+        return min(self.round_s, max(1.0, ROUND_REQUESTS / qps)) if qps > 0 else self.round_s
+
+    def verify(
+        self, first: rec.Recommendation, users: int, peak_memory: float = 0.0, qps: float = 0.0
+    ) -> tuple[Verification, rec.Recommendation]:
+        """Try the recommendation under its limits against the running service (`verification.py`)."""
         if not self.settings.verify:
             return Verification("unverified", "verification was turned off"), first
         if getattr(self.service, "target", "") != "docker" or self.target is None or getattr(self.target, "name", "") != "docker":
@@ -322,88 +348,25 @@ class _Profiler:
                 ),
                 first,
             )
-        attempts: list[Attempt] = []
-        current = first
-        for tried in range(self.settings.max_raises + 1):
-            attempt = self._attempt(current, users, tried)
-            attempts.append(attempt)
-            limits = f"{current.cpu:g} cores and {current.memory_gb:g} GB"
-            figures = f" ({attempt.comparison.figures})" if attempt.comparison else ""
-            if attempt.verdict == HELD:
-                verdict = "verified" if tried == 0 else "raised"
-                reason = (
-                    f"under {limits} the service held the load{figures}"
-                    + ("" if tried == 0 else f" after raising the recommendation {tried} time(s) from {first.cpu:g} cores / {first.memory_gb:g} GB")
-                )
-                return Verification(verdict, reason, attempts), current
-            if attempt.verdict == NOT_RUN:
-                return Verification("unverified", f"the verification under {limits} could not run: {'; '.join(attempt.problems)}", attempts), current
-            if attempt.verdict == INCONCLUSIVE:
-                return (
-                    Verification(
-                        "inconclusive",
-                        f"under {limits} the rounds were too noisy to tell whether the service held the load: "
-                        f"{'; '.join(attempt.problems)}{figures}; the recommendation is kept, re-profile on a quieter machine to decide",
-                        attempts,
-                    ),
-                    current,
-                )
-            _say(self.progress, f"profile: {limits} did not hold: {'; '.join(attempt.problems)}")
-            if tried < self.settings.max_raises:
-                bigger = rec.raised(current)
-                if (bigger.cpu, bigger.memory_gb) == (current.cpu, current.memory_gb):
-                    break
-                current = bigger
-        cap = f" (CPU is capped at the host's {current.cpu_cap:g} cores)" if current.cpu_cap is not None and current.cpu >= current.cpu_cap else ""
-        return (
-            Verification(
-                "failed",
-                f"the service did not hold the load even under {current.cpu:g} cores and {current.memory_gb:g} GB{cap} "
-                f"({'; '.join(attempts[-1].problems)}); size it by hand and re-profile",
-                attempts,
-            ),
-            current,
-        )
+        verifier = Verifier(
+            project=self.project, deployment=self.deployment, service=self.service, target=self.target,
+            max_raises=self.settings.max_raises, round_s=self.verify_round_s(qps), live=self.live, end_live=self.end_live,
+            run_load=self._run, peak_memory_bytes=peak_memory, phases=self.phases, warnings=self.warnings,
+            progress=self.progress,
+        )  # fmt: skip
+        return verifier.verify(first, users)
 
-    def _attempt(self, limits: rec.Recommendation, users: int, tried: int) -> Attempt:
-        """Start a container under `limits` beside the running service and alternate the load between them."""
-        from pytest_mldeploy.core.service import ServiceFailed
-
-        attempt = Attempt(limits.cpu, limits.memory_gb)
-        _say(self.progress, f"profile: verifying under {limits.cpu:g} cores / {limits.memory_gb:g} GB (a second container, in alternating rounds)")
-        try:
-            service = self.target.deploy(
-                _on_a_free_port(self.deployment), self.project, resources=_resources(limits.cpu, limits.memory_gb),
-                name=f"{self.deployment.name}-verify{tried + 1}",
-            )  # fmt: skip
-        except ServiceFailed as exc:  # it started and then failed under these limits (OOM-killed, ...): too small
-            attempt.verdict = DID_NOT_HOLD
-            attempt.problems.append(f"the service did not start under these limits: {_first_line(exc)}")
-            return attempt
-        except Exception as exc:  # the engine refused to start it: nothing about the limits was learned
-            attempt.problems.append(f"the container could not be started: {_first_line(exc)}")
-            return attempt
-        try:
-            attempt.inspected_cpu, attempt.inspected_memory_gb = _inspected_limits(service)
-            run = self._run(self.service, users, self.spec.duration_s, f"verify {tried + 1}", alternate=service)
-            attempt.rounds = run.rounds()
-            attempt.stats, attempt.reference = run.stats(target=1), run.stats(target=0)
-            attempt.comparison = noise.compare_rounds(attempt.rounds, self.spec.latency_objective_ms)
-            attempt.problems = list(attempt.comparison.problems)
-            attempt.verdict = {noise.PASS: HELD, noise.FAIL: DID_NOT_HOLD}.get(attempt.comparison.verdict, INCONCLUSIVE)
-            state = service.refresh_state()
-            if str(getattr(state, "value", state)) != "Healthy":
-                attempt.verdict = DID_NOT_HOLD
-                attempt.problems.append(f"the service became {getattr(state, 'value', state)}: {service.reason}")
-        except Exception as exc:  # the load could not run: a warning about the verification, not a failed profile
-            attempt.verdict = NOT_RUN
-            attempt.problems.append(f"the load could not run: {_first_line(exc)}")
-        finally:
-            try:
-                service.delete()
-            except Exception as exc:
-                self.warnings.append(f"the verification container {service.describe()} could not be removed: {_first_line(exc)}")
-        return attempt
+    def confirm(self, users: int) -> tuple[LoadStats, list[Round]]:
+        """`confirm_s` more of the load at `users`: on the live load when it still runs, else a run of its own."""
+        if self.live is None:
+            again = self._run(self.service, users, self.confirm_s, "confirm")
+            return again.stats(), again.rounds(self.round_s)
+        self.live.set_users(users)
+        begin = time.time() + self.settings.settle_s
+        end = begin + self.confirm_s
+        sleep_until(end)
+        self.phases.append(("confirm", begin, end))
+        return self._window(begin, end, users), split_rounds(self.live.records(), begin, end, self.round_s, users)
 
 
 def profile_service(
@@ -417,119 +380,126 @@ def profile_service(
     progress: Optional[Progress] = None,
 ) -> ProfileResult:
     """Profile a running `service` of `deployment`; write profile.json and profile.html to `out_dir` (when given)."""
-    from pytest_mldeploy.checks.profiling.report import write_reports
-
     settings = settings or ProfileSettings()
     started = time.time()
+    spec = deployment.profile
+    cores = host_cores(target if target is not None else service)
     with tempfile.TemporaryDirectory(prefix=f"mldeploy-profile-{deployment.name}-") as tmp:
         profiler = _Profiler(project, deployment, service, target, Path(tmp), settings, progress)
-        bodies, source = workload_bodies(deployment, profiler.swagger(), getattr(project.config_path, "name", "mldeploy.yaml"))
-        write_bodies(bodies, profiler.bodies_path)
-        _say(progress, f"profile: {service.describe()}; workload: {source}")
-        sampler: Sampler = sampler_for(service).start()
         try:
-            sweep, sweep_reason = profiler.sweep()
-            users, users_reason = choose_level(sweep, deployment.profile.latency_objective_ms)
-            _say(progress, f"profile: {sweep_reason}; steady phase at {users_reason}, {deployment.profile.duration_s:g} s")
-            steady_run = profiler._run(service, users, deployment.profile.duration_s, "steady")
+            result = _profile(profiler, started, cores)
         finally:
-            samples = sampler.stop()
-        steady = steady_run.stats()
-        steady_rounds = steady_run.rounds(profiler.round_s)
-        _say(progress, f"profile: steady: {_describe_step(steady)}")
-        if sampler.error:
-            profiler.warnings.append(f"resource sampling stopped early: {sampler.error}")
-        window = [s for s in samples if steady_run.start <= s.t <= steady_run.end]
-        if len(window) < 2:
-            raise ServiceError(
-                f"profiling: {service.describe()}: only {len(window)} resource sample(s) in the steady phase; "
-                f"raise deployments.{deployment.name}.profile.duration_s (now {deployment.profile.duration_s:g} s)"
-            )
-        spec = deployment.profile
-        first = rec.recommend(
-            [s.cpu for s in window], [s.memory for s in window],
-            margin=spec.margin, min_cpu=spec.min_cpu, min_memory_gb=spec.min_memory_gb,
-        )  # fmt: skip
-        cores = host_cores(target if target is not None else service)
-        limit_cores = getattr(getattr(service, "resources", None), "cpu", None) if getattr(service, "target", "") == "docker" else None
-        first = rec.fit_to_host(first, cores, limit_cores)
-        _say(progress, f"profile: recommended {first.cpu:g} cores, {first.memory_gb:g} GB ({first.basis})")
-        if first.cpu_note:
-            _say(progress, f"profile: {first.cpu_note}")
-        growth = rec.memory_growth([s.t for s in window], [s.memory for s in window])
-        verification, final = profiler.verify(first, users)
-        _say(progress, f"profile: verification {verification.verdict}: {verification.reason}")
-        warnings = profiler.warnings
-        if first.cpu_note:
-            warnings.append(first.cpu_note)
-        if verification.verdict in ("failed", "inconclusive") or (verification.verdict == "unverified" and verification.attempts):
-            warnings.append(f"verification {verification.verdict}: {verification.reason}")
-        if growth.leak:
-            warnings.append(growth.reason)
-        if steady.failures:
-            warnings.append(f"{steady.failures} of {steady.total} requests failed in the steady phase ({steady.error_rate:.1%})")
+            profiler.end_live()
+        result.generator_cpu = profiler.generator_cpu
         if generator_saturated(profiler.generator_cpu):
-            warnings.append(
+            result.warnings.append(
                 f"the load generator used {profiler.generator_cpu:.2f} cores in one process: the throughput measured "
                 "may be its ceiling rather than the service's"
             )
-        resources = getattr(deployment, "resources", None)
-        result = ProfileResult(
-            deployment=deployment.name,
-            target=getattr(service, "target", "?"),
-            service=service.describe(),
-            workload=source,
-            settings={
-                "duration_s": spec.duration_s, "max_concurrency": spec.max_concurrency,
-                "latency_objective_ms": spec.latency_objective_ms, "margin": spec.margin, "min_cpu": spec.min_cpu,
-                "min_memory_gb": spec.min_memory_gb, "step_s": settings.step_s, "warmup_s": settings.warmup_s,
-            },  # fmt: skip
-            current_cpu=getattr(resources, "cpu", None),
-            current_memory_gb=getattr(resources, "memory_gb", None),
-            sweep=sweep,
-            sweep_reason=sweep_reason,
-            concurrency=users,
-            concurrency_reason=users_reason,
-            steady=steady,
-            samples=samples,
-            phases=profiler.phases,
-            recommendation=final,
-            initial_recommendation=first,
-            verification=verification,
-            growth=growth,
-            gates=[],
-            warnings=warnings,
-            load_processes=profiler.processes,
-            generator_cpu=profiler.generator_cpu,
-            started_at=started,
-            elapsed_s=0.0,
-            sample_body=bodies[0][0],
-            sample_content_type=bodies[0][1],
-            gate_rounds=steady_rounds + [r for a in verification.attempts for r in a.rounds if r.target == 0],
-            host_cores=cores,
-        )
-        from pytest_mldeploy.checks.profiling.report import figures_of
-
-        result.gates = evaluate_gates(deployment.gates, figures_of(result), [r.stats for r in result.gate_rounds])
-        if any(g.verdict == "fail" and g.gate in ROUND_GATES for g in result.gates):
-            # A failure judged on one stretch of time, which a burst on the machine can cover whole:
-            # a later stretch must fail it too, or it is inconclusive.
-            _say(progress, f"profile: a gate failed; confirming with {profiler.confirm_s:g} s more at concurrency {users}")
-            try:
-                again = profiler._run(service, users, profiler.confirm_s, "confirm")
-            except ServiceError as exc:
-                warnings.append(f"the confirmation of a failed gate could not run: {str(exc).splitlines()[0]}")
-            else:
-                rounds = again.rounds(profiler.round_s)
-                result.gate_rounds += rounds
-                result.gates = confirm_gates(
-                    result.gates, evaluate_gates(deployment.gates, stats_figures(again.stats()), [r.stats for r in rounds])
-                )
-            result.phases = profiler.phases
-        warnings.extend(f"gate inconclusive: {g.message}" for g in result.gates if g.inconclusive)
     result.elapsed_s = time.time() - started
     if out_dir is not None:
         result.json_path, result.html_path = write_reports(result, Path(out_dir))
+    return result
+
+
+def _profile(profiler: _Profiler, started: float, cores: Optional[float]) -> ProfileResult:
+    """The phases, on a profiler whose live load the caller ends."""
+    project, deployment, service, target, progress = profiler.project, profiler.deployment, profiler.service, profiler.target, profiler.progress
+    spec, settings = deployment.profile, profiler.settings
+    bodies, source = workload_bodies(deployment, profiler.swagger(), getattr(project.config_path, "name", "mldeploy.yaml"))
+    write_bodies(bodies, profiler.bodies_path)
+    _say(progress, f"profile: {service.describe()}; workload: {source}")
+    sampler: Sampler = sampler_for(service).start()
+    try:
+        sweep, sweep_reason, candidates = profiler.sweep()
+        users, users_reason = choose_level(candidates, spec.latency_objective_ms)
+        _say(progress, f"profile: {sweep_reason}; steady phase at {users_reason}, until the CPU and memory estimates settle (at most {spec.duration_s:g} s)")
+        steady = profiler.steady(users, sampler, cores)
+    finally:
+        samples = sampler.stop()
+    _say(progress, f"profile: steady: {_describe_step(steady.stats)}; {steady.end - steady.start:.0f} s, {steady.stability.reason}")
+    if sampler.error:
+        profiler.warnings.append(f"resource sampling stopped early: {sampler.error}")
+    window = steady.window
+    if len(window) < 2:
+        raise ServiceError(
+            f"profiling: {service.describe()}: only {len(window)} resource sample(s) in the steady phase; "
+            f"raise deployments.{deployment.name}.profile.duration_s (now {spec.duration_s:g} s)"
+        )
+    first = rec.recommend(
+        [s.cpu for s in window], [s.memory for s in window],
+        margin=spec.margin, min_cpu=spec.min_cpu, min_memory_gb=spec.min_memory_gb,
+    )  # fmt: skip
+    limit_cores = getattr(getattr(service, "resources", None), "cpu", None) if getattr(service, "target", "") == "docker" else None
+    first = rec.fit_to_host(first, cores, limit_cores)
+    _say(progress, f"profile: recommended {first.cpu:g} cores, {first.memory_gb:g} GB ({first.basis})")
+    if first.cpu_note:
+        _say(progress, f"profile: {first.cpu_note}")
+    growth = rec.memory_growth([s.t for s in window], [s.memory for s in window])
+    verification, final = profiler.verify(first, users, peak_memory=max((s.memory for s in samples), default=0.0), qps=steady.stats.qps)
+    _say(progress, f"profile: verification {verification.verdict}: {verification.reason}")
+    warnings = profiler.warnings
+    if first.cpu_note:
+        warnings.append(first.cpu_note)
+    if not steady.stability.stable:
+        warnings.append(f"the CPU and memory estimates had not settled after the steady phase's {spec.duration_s:g} s: {steady.stability.reason}")
+    if verification.verdict in ("failed", "inconclusive") or (verification.verdict == "unverified" and verification.attempts):
+        warnings.append(f"verification {verification.verdict}: {verification.reason}")
+    if growth.leak:
+        warnings.append(growth.reason)
+    if steady.stats.failures:
+        warnings.append(f"{steady.stats.failures} of {steady.stats.total} requests failed in the steady phase ({steady.stats.error_rate:.1%})")
+    resources = getattr(deployment, "resources", None)
+    result = ProfileResult(
+        deployment=deployment.name,
+        target=getattr(service, "target", "?"),
+        service=service.describe(),
+        workload=source,
+        settings={
+            "duration_s": spec.duration_s, "max_concurrency": spec.max_concurrency,
+            "latency_objective_ms": spec.latency_objective_ms, "margin": spec.margin, "min_cpu": spec.min_cpu,
+            "min_memory_gb": spec.min_memory_gb, "step_s": settings.step_s, "min_step_s": settings.min_step_s,
+            "sweep_round_s": settings.sweep_round_s, "warmup_s": settings.warmup_s, "settle_s": settings.settle_s,
+        },  # fmt: skip
+        current_cpu=getattr(resources, "cpu", None),
+        current_memory_gb=getattr(resources, "memory_gb", None),
+        sweep=sweep,
+        sweep_reason=sweep_reason,
+        concurrency=users,
+        concurrency_reason=users_reason,
+        steady=steady.stats,
+        samples=samples,
+        phases=profiler.phases,
+        recommendation=final,
+        initial_recommendation=first,
+        verification=verification,
+        growth=growth,
+        gates=[],
+        warnings=warnings,
+        load_processes=profiler.processes,
+        generator_cpu=profiler.generator_cpu,
+        started_at=started,
+        elapsed_s=0.0,
+        sample_body=bodies[0][0],
+        sample_content_type=bodies[0][1],
+        gate_rounds=steady.rounds + [r for a in verification.attempts for r in a.rounds if r.target == 0],
+        host_cores=cores,
+        stability=steady.stability,
+    )
+    result.gates = evaluate_gates(deployment.gates, figures_of(result), [r.stats for r in result.gate_rounds])
+    if any(g.verdict == "fail" and g.gate in ROUND_GATES for g in result.gates):
+        # A failure judged on one stretch of time, which a burst on the machine can cover whole:
+        # a later stretch must fail it too, or it is inconclusive.
+        _say(progress, f"profile: a gate failed; confirming with {profiler.confirm_s:g} s more at concurrency {users}")
+        try:
+            again, rounds = profiler.confirm(users)
+        except ServiceError as exc:
+            warnings.append(f"the confirmation of a failed gate could not run: {str(exc).splitlines()[0]}")
+        else:
+            result.gate_rounds += rounds
+            result.gates = confirm_gates(result.gates, evaluate_gates(deployment.gates, stats_figures(again), [r.stats for r in rounds]))
+        result.phases = profiler.phases
+    warnings.extend(f"gate inconclusive: {g.message}" for g in result.gates if g.inconclusive)
     return result
 
 

@@ -59,6 +59,16 @@ class Recommendation:
         return asdict(self)
 
 
+def cpu_for(cpu_p90: float, margin: float, min_cpu: float) -> float:
+    """The CPU to request for a measured p90 (cores): x (1 + margin), rounded up, at least `min_cpu`."""
+    return max(round_up(cpu_p90 * (1 + margin)), round_up(min_cpu))
+
+
+def memory_for(peak_gb: float, margin: float, min_memory_gb: float) -> float:
+    """The memory to request for a measured peak (GB): x (1 + margin), rounded up, at least `min_memory_gb`."""
+    return max(round_up(peak_gb * (1 + margin)), round_up(min_memory_gb))
+
+
 def recommend(
     cpu_cores: Sequence[float],
     memory_bytes: Sequence[float],
@@ -72,8 +82,7 @@ def recommend(
         raise ValueError("no resource samples in the steady phase: the load ran too briefly to size the service")
     p90 = percentile(cpu_cores, CPU_PERCENTILE)
     peak_gb = max(memory_bytes) / GIB
-    cpu = max(round_up(p90 * (1 + margin)), round_up(min_cpu))
-    memory = max(round_up(peak_gb * (1 + margin)), round_up(min_memory_gb))
+    cpu, memory = cpu_for(p90, margin, min_cpu), memory_for(peak_gb, margin, min_memory_gb)
     basis = (
         f"cpu = p{CPU_PERCENTILE} {p90:.3f} cores x (1 + {margin:g}) rounded up to 0.1, at least {min_cpu:g}; "
         f"memory = peak {peak_gb:.3f} GB x (1 + {margin:g}) rounded up to 0.1, at least {min_memory_gb:g}"

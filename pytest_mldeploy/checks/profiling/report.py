@@ -13,13 +13,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_mldeploy.checks.profiling import charts
 from pytest_mldeploy.checks.profiling.recommend import GIB
-
-if TYPE_CHECKING:
-    from pytest_mldeploy.checks.profiling.profiler import ProfileResult
+from pytest_mldeploy.checks.profiling.result import ProfileResult
 
 #: The fields Azure ML's profile reports, in its spelling.
 AZURE_FIELDS = (
@@ -51,14 +49,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _steady_samples(result: "ProfileResult") -> list[Any]:
+def _steady_samples(result: ProfileResult) -> list[Any]:
     window = next(((a, b) for label, a, b in result.phases if label == "steady"), None)
     if window is None:
         return list(result.samples)
     return [s for s in result.samples if window[0] <= s.t <= window[1]]
 
 
-def figures_of(result: "ProfileResult") -> dict[str, Any]:
+def figures_of(result: ProfileResult) -> dict[str, Any]:
     """The headline figures: Azure's fields plus errorRate, concurrency and the verdict (what gates read)."""
     steady, recommendation = result.steady, result.recommendation
     window = _steady_samples(result)
@@ -82,10 +80,11 @@ def figures_of(result: "ProfileResult") -> dict[str, Any]:
         "verdict": result.verification.verdict,
         "memoryLeak": result.growth.leak,
         "cpuFloor": recommendation.cpu_floor,
+        "estimatesSettled": result.stability.stable if result.stability else None,
     }
 
 
-def profile_json(result: "ProfileResult") -> dict[str, Any]:
+def profile_json(result: ProfileResult) -> dict[str, Any]:
     """The whole profile as profile.json holds it."""
     t0 = result.samples[0].t if result.samples else result.started_at
     return _clean(
@@ -112,6 +111,7 @@ def profile_json(result: "ProfileResult") -> dict[str, Any]:
             },
             "verification": result.verification.to_dict(),
             "memoryGrowth": result.growth.to_dict(),
+            "stability": result.stability.to_dict() if result.stability else None,
             "gates": [g.to_dict() for g in result.gates],
             "gatesPassed": result.gates_passed,
             "gateRounds": [{**r.to_dict(), "start": r.start - t0, "end": r.end - t0} for r in result.gate_rounds],
@@ -128,7 +128,8 @@ def profile_json(result: "ProfileResult") -> dict[str, Any]:
     )
 
 
-_CSS = """
+#: The reports' look (the profile's and the compare report's): one stylesheet, inline.
+PAGE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1f2328;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 .sub{color:#57606a;margin-top:0}
@@ -154,11 +155,12 @@ def _n(value: Any, fmt: str = "{:.1f}") -> str:
     return fmt.format(value)
 
 
-def _card(value: str, label: str) -> str:
+def card(value: str, label: str) -> str:
+    """One headline figure: the value large, its label under it (both escaped)."""
     return f'<div class="card"><div class="v">{html.escape(value)}</div><div class="l">{html.escape(label)}</div></div>'
 
 
-def profile_html(result: "ProfileResult") -> str:
+def profile_html(result: ProfileResult) -> str:
     """The profile as one self-contained HTML page."""
     e = html.escape
     figures = figures_of(result)
@@ -188,13 +190,13 @@ def profile_html(result: "ProfileResult") -> str:
         f"<tr><td>{a.cpu:g} cores / {a.memory_gb:g} GB</td><td>{_n(a.inspected_cpu, '{:g}')} / {_n(a.inspected_memory_gb, '{:.3g}')}</td>"
         f"<td>{_n(a.stats.qps if a.stats else None)} / {_n(a.reference.qps if a.reference else None)}</td>"
         f"<td>{_n(a.stats.latency_p95_ms if a.stats else None)} / {_n(a.reference.latency_p95_ms if a.reference else None)}</td>"
-        f"<td>{a.comparison.pairs if a.comparison else 0}</td>"
+        f"<td>{a.comparison.pairs if a.comparison else 0}</td><td>{e(a.method or '–')}</td>"
         f'<td style="text-align:left">{e(a.verdict)}{(": " + e("; ".join(a.problems))) if a.problems else ""}</td></tr>'
         for a in verification.attempts
     )
     attempts = (
         "<table><tr><th>limits tried</th><th>container got (cores / GB)</th><th>req/s (limits / reference)</th>"
-        "<th>p95 ms (limits / reference)</th><th>round pairs</th><th>outcome</th></tr>"
+        "<th>p95 ms (limits / reference)</th><th>round pairs</th><th>how</th><th>outcome</th></tr>"
         f"{attempt_rows}</table>"
         if verification.attempts
         else ""
@@ -209,21 +211,22 @@ def profile_html(result: "ProfileResult") -> str:
     created = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Profile of {e(result.deployment)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{PAGE_CSS}</style></head>
 <body>
 <h1>Profile of <code>{e(result.deployment)}</code></h1>
 <p class="sub">{e(result.service)} · {e(created)} · took {result.elapsed_s:.0f} s ·
 verification <span class="badge {_VERDICT_CLASS.get(verification.verdict, 'na')}">{e(verification.verdict)}</span> {gates_badge}</p>
 <div class="cards">
-{_card(f"{rec.cpu:g} cores", "recommended CPU (a floor)" if rec.cpu_floor else "recommended CPU")}
-{_card(f"{rec.memory_gb:g} GB", "recommended memory")}
-{_card(f"{steady.qps:.1f}", f"req/s at {result.concurrency} concurrent")}
-{_card(_n(steady.latency_p95_ms) + " ms", "latency p95")}
-{_card(f"{figures['successRate']:.2f} %", "success rate")}
+{card(f"{rec.cpu:g} cores", "recommended CPU (a floor)" if rec.cpu_floor else "recommended CPU")}
+{card(f"{rec.memory_gb:g} GB", "recommended memory")}
+{card(f"{steady.qps:.1f}", f"req/s at {result.concurrency} concurrent")}
+{card(_n(steady.latency_p95_ms) + " ms", "latency p95")}
+{card(f"{figures['successRate']:.2f} %", "success rate")}
 </div>
 <p><b>Verification:</b> {e(verification.reason)}</p>
 {attempts}
 {f'<p><b>CPU:</b> {e(rec.cpu_note)}.</p>' if rec.cpu_note else ''}
+{f'<p><b>Confidence:</b> {e(result.stability.confidence)}; {"settled" if result.stability.stable else "not settled"}: {e(result.stability.reason)}.</p>' if result.stability else ''}
 <p><b>Method:</b> {e(rec.basis)}. Current limits: {_n(result.current_cpu, '{:g}')} cores, {_n(result.current_memory_gb, '{:g}')} GB.</p>
 {f'<h2>Warnings</h2><ul class="warnings">{warnings}</ul>' if warnings else ''}
 <h2>Gates</h2>
@@ -244,7 +247,7 @@ p50 {_n(steady.latency_p50_ms)} ms, p90 {_n(steady.latency_p90_ms)} ms, p99 {_n(
 """
 
 
-def write_reports(result: "ProfileResult", out_dir: Path) -> tuple[Path, Path]:
+def write_reports(result: ProfileResult, out_dir: Path) -> tuple[Path, Path]:
     """Write profile.json and profile.html into `out_dir` (created); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "profile.json", out_dir / "profile.html"

@@ -117,9 +117,9 @@ class DockerSampler(Sampler):
         self.container_id = container_id
 
     def _run(self) -> None:
-        import docker
+        from pytest_mldeploy.core.docker_client import docker_client
 
-        client = docker.from_env()
+        client = docker_client()
         stream = client.api.stats(self.container_id, stream=True, decode=True)
         try:
             for frame in stream:

@@ -128,7 +128,7 @@ class Round:
         s = self.stats
         return {
             "index": self.index, "target": self.target, "start": self.start, "end": self.end, "total": s.total,
-            "qps": s.qps, "latencyP95Ms": s.latency_p95_ms, "latencyP99Ms": s.latency_p99_ms, "errorRate": s.error_rate,
+            "qps": s.qps, "latencyP50Ms": s.latency_p50_ms, "latencyP95Ms": s.latency_p95_ms, "latencyP99Ms": s.latency_p99_ms, "errorRate": s.error_rate,
         }  # fmt: skip
 
 

@@ -17,9 +17,14 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import psutil
+
+from pytest_mldeploy.core.docker_client import EXIT_TIMEOUT_S, docker_client
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +105,10 @@ def sweep_decision(
     return SweepDecision(False, f"owner pid {pid} is alive")
 
 
-def sweep_stale_containers(client: Any, notice: Optional[Callable[[str], None]] = None) -> list[str]:
+def sweep_stale_containers(client: "DockerClient", notice: Optional[Callable[[str], None]] = None) -> list[str]:
     """Remove managed containers whose owner on this host is gone; return their names.
 
-    `client` is a `docker.DockerClient`. Only containers labelled `mldeploy.managed=true` are looked at.
+    Only containers labelled `mldeploy.managed=true` are looked at.
     """
     import docker.errors
 
@@ -126,7 +131,7 @@ def sweep_stale_containers(client: Any, notice: Optional[Callable[[str], None]] 
     return removed
 
 
-def cleanup_run(run_id: Optional[str] = None, client: Any = None) -> list[str]:
+def cleanup_run(run_id: Optional[str] = None, client: Optional["DockerClient"] = None) -> list[str]:
     """Remove this run's containers (all but those kept on purpose); return their names.
 
     Safe to call at any time and more than once; answers [] when no Docker engine answers.
@@ -134,10 +139,8 @@ def cleanup_run(run_id: Optional[str] = None, client: Any = None) -> list[str]:
     run_id = run_id or RUN_ID
     own_client = client is None
     try:
-        if own_client:
-            import docker
-
-            client = docker.from_env(timeout=10)
+        if client is None:
+            client = docker_client(EXIT_TIMEOUT_S)
         removed = []
         for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"}):
             if (container.labels or {}).get(LABEL_KEEP) == "true":

@@ -11,39 +11,27 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pytest_mldeploy.core.registry import Registry
-from pytest_mldeploy.core.service import Service, ServiceState, StateReading, reading_from_inspect
-from pytest_mldeploy.core.targets import Target, cleanup
-from pytest_mldeploy.core.targets.common import (
-    effective_resources,
-    health_timeout,
-    memory_limit_bytes,
-    nano_cpus,
-)
+from pytest_mldeploy.core.config import Resources
+from pytest_mldeploy.core.docker_client import API_TIMEOUT_S, EXIT_TIMEOUT_S, PING_TIMEOUT_S, docker_client
+from pytest_mldeploy.core.service import Service
+from pytest_mldeploy.core.service_state import ServiceState, StateReading, reading_from_inspect
+from pytest_mldeploy.core.targets import Launch, Target, cleanup
 from pytest_mldeploy.core.targets.ryuk import configure_ryuk
 from pytest_mldeploy.errors import ServiceError
 from pytest_mldeploy.server import contract
 
-_PING_TIMEOUT_S = 3
-_API_TIMEOUT_S = 60
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from testcontainers.core.container import DockerContainer
+
 _PORT_KEY = f"{contract.DEFAULT_PORT}/tcp"
 
 _counter = itertools.count(1)
 _swept = False
 _swept_lock = threading.Lock()
-
-
-class DockerResources:
-    """The limits a container runs under, read back from `docker inspect` (cpu in CPUs, memory in GiB)."""
-
-    def __init__(self, cpu: Optional[float], memory_gb: Optional[float]) -> None:
-        self.cpu = cpu
-        self.memory_gb = memory_gb
-
-    def __repr__(self) -> str:
-        return f"DockerResources(cpu={self.cpu}, memory_gb={self.memory_gb})"
 
 
 class DockerService(Service):
@@ -55,18 +43,21 @@ class DockerService(Service):
         self,
         name: str,
         base_url: str,
-        container: Any,
+        container: "Container",
         *,
         keys: Optional[list[str]] = None,
-        resources: Any = None,
+        resources: Optional[Resources] = None,
         image: Optional[str] = None,
-        memory_limit: Optional[int] = None,
-        testcontainer: Any = None,
+        testcontainer: Optional["DockerContainer"] = None,
     ) -> None:
         super().__init__(name, base_url, keys=keys, resources=resources, image=image)
         self._container = container
         self._testcontainer = testcontainer
-        self.memory_limit = memory_limit
+
+    @property
+    def memory_limit(self) -> Optional[int]:
+        """The container's memory limit in bytes (None without one): what an OOM kill is measured against."""
+        return self.resources.memory_bytes if self.resources is not None else None
 
     @property
     def container_id(self) -> Optional[str]:
@@ -114,9 +105,7 @@ def _cleanup_this_run() -> None:
     """At exit: remove this run's containers, then sweep strays of runs whose owner is gone."""
     cleanup.cleanup_run(cleanup.RUN_ID)
     try:
-        import docker
-
-        client = docker.from_env(timeout=_API_TIMEOUT_S)
+        client = docker_client(EXIT_TIMEOUT_S)
     except Exception:  # no engine at exit: nothing more to sweep
         return
     try:
@@ -140,7 +129,7 @@ class DockerTarget(Target):
         super().__init__()
         self.notice = notice
         self.engine_description = ""
-        self._client: Any = None
+        self._client: Optional["DockerClient"] = None
 
     def _within_engine(self, nano: int, service_name: str) -> int:
         """NanoCpus no larger than the engine's CPUs: Docker refuses a limit above them, Azure VM sizes
@@ -158,12 +147,12 @@ class DockerTarget(Target):
 
     def available(self) -> bool:
         try:
-            import docker
+            import docker  # noqa: F401  (is the package there at all?)
         except ImportError:
             self.unavailable_reason = "the docker package is not installed (pip install docker testcontainers)"
             return False
         try:
-            client = docker.from_env(timeout=_PING_TIMEOUT_S)
+            client = docker_client(PING_TIMEOUT_S)
         except Exception as exc:
             self.unavailable_reason = f"no Docker engine is configured ({_first_line(exc)})"
             return False
@@ -180,12 +169,10 @@ class DockerTarget(Target):
             client.close()
 
     @property
-    def client(self) -> Any:
+    def client(self) -> "DockerClient":
         """A docker-py client for this target (created on first use)."""
         if self._client is None:
-            import docker
-
-            self._client = docker.from_env(timeout=_API_TIMEOUT_S)
+            self._client = docker_client()
         return self._client
 
     def prepare(self) -> None:
@@ -203,64 +190,44 @@ class DockerTarget(Target):
         if self.notice is not None and not line.lstrip().lower().startswith("step"):
             self.notice(f"mldeploy: {line}")
 
-    def deploy(
-        self,
-        deployment: Any,
-        project: Any,
-        *,
-        registry: Any = None,
-        resources: Any = None,
-        port: Optional[int] = None,
-        name: Optional[str] = None,
-        wait: bool = True,
-        keep: bool = False,
-    ) -> Service:
+    def _start(self, launch: Launch) -> Service:
+        """Start a container of the deployment's image (built, or reused, here; or `launch.image`, built
+        earlier) under the launch's limits.
+
+        The image already holds the deployment's environment variables; only the keys are passed at start.
+        """
         from pytest_mldeploy.core.image import build_image
 
         self.prepare()
-        service_name = name or deployment.name
-        registry = registry or Registry.for_project(project)
-        built = build_image(deployment, project, registry, progress=self._build_progress)
-        limits = effective_resources(deployment, resources)
-        keys = list(deployment.auth.keys) if deployment.auth.enabled else []
-        memory = memory_limit_bytes(limits)
+        tag = launch.image or build_image(launch.deployment, launch.project, launch.registry, progress=self._build_progress).tag
+        limits = launch.resources
         options: dict[str, Any] = {
-            "labels": cleanup.owner_labels(service_name, keep=keep),
+            "labels": cleanup.owner_labels(launch.name, keep=launch.keep),
+            "mem_limit": limits.memory_bytes,
+            "memswap_limit": limits.memory_bytes,
+            "nano_cpus": self._within_engine(limits.nano_cpus, launch.name),
         }
-        if memory:
-            options.update(mem_limit=memory, memswap_limit=memory)
-        cpus = nano_cpus(limits)
-        if cpus:
-            options["nano_cpus"] = self._within_engine(cpus, service_name)
-        env = {str(k): str(v) for k, v in (getattr(deployment, "environment_variables", None) or {}).items()}
-        if keys:
-            env[contract.AUTH_KEYS_VAR] = ",".join(keys)
-        container_name = container_name_for(service_name, cleanup.RUN_ID, next(_counter))
-        host_port = port  # a free port unless the caller fixes one (see common.serving_port)
-        container, testcontainer = self._start(built.tag, container_name, env, host_port, options, keep)
-        service = DockerService(
-            service_name,
+        env = {contract.AUTH_KEYS_VAR: ",".join(launch.keys)} if launch.keys else {}
+        container_name = container_name_for(launch.name, cleanup.RUN_ID, next(_counter))
+        container, testcontainer = self._run_container(tag, container_name, env, launch.port, options, launch.keep)
+        return DockerService(
+            launch.name,
             _base_url(container),
             container,
-            keys=keys,
+            keys=launch.keys,
             resources=limits,
-            image=built.tag,
-            memory_limit=memory,
+            image=tag,
             testcontainer=testcontainer,
         )
-        if wait:
-            try:
-                service.wait_until_healthy(health_timeout(deployment))
-            except ServiceError:
-                service.delete()
-                raise
-        return service
 
-    def _start(self, image: str, container_name: str, env: dict[str, str], port: Optional[int], options: dict[str, Any], keep: bool) -> tuple[Any, Any]:
+    def _run_container(
+        self, image: str, container_name: str, env: dict[str, str], port: Optional[int], options: dict[str, Any], keep: bool
+    ) -> tuple["Container", Optional["DockerContainer"]]:
         """Start the container; testcontainers for run-scoped ones, docker-py for kept ones.
 
         A kept container must outlive this process, and testcontainers labels every container with
-        its session for Ryuk to reap, so kept containers are created without it.
+        its session for Ryuk to reap, so kept containers are created without it. `port` None: Docker
+        picks a free host port.
         """
         ports = {_PORT_KEY: ("127.0.0.1", port)}
         if keep:
@@ -271,7 +238,7 @@ class DockerTarget(Target):
             return container, None
         from testcontainers.core.container import DockerContainer
 
-        testcontainer = DockerContainer(image, env=env, name=container_name, docker_client_kw={"timeout": _API_TIMEOUT_S}, **options)
+        testcontainer = DockerContainer(image, env=env, name=container_name, docker_client_kw={"timeout": API_TIMEOUT_S}, **options)
         testcontainer.ports[_PORT_KEY] = ports[_PORT_KEY]  # type: ignore[assignment]  # docker-py takes (ip, port)
         try:
             testcontainer.start()
@@ -286,7 +253,7 @@ class DockerTarget(Target):
         return container, testcontainer
 
 
-def _base_url(container: Any) -> str:
+def _base_url(container: "Container") -> str:
     """`http://127.0.0.1:<host port>` from the container's published port."""
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(_PORT_KEY) or []
     if not bindings:
@@ -295,7 +262,7 @@ def _base_url(container: Any) -> str:
     return f"http://127.0.0.1:{bindings[0]['HostPort']}"
 
 
-def _remove_by_name(client: Any, container_name: str) -> None:
+def _remove_by_name(client: "DockerClient", container_name: str) -> None:
     try:
         client.containers.get(container_name).remove(force=True, v=True)
     except Exception:
@@ -307,12 +274,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def docker_service_from_container(container_id: str, client: Any = None) -> DockerService:
+def docker_service_from_container(container_id: str, client: Optional["DockerClient"] = None) -> DockerService:
     """Re-attach to a container started earlier (by another `mldeploy` invocation) by id or name."""
-    import docker
     import docker.errors
 
-    client = client or docker.from_env(timeout=_API_TIMEOUT_S)
+    client = client or docker_client()
     try:
         container = client.containers.get(container_id)
     except docker.errors.NotFound:
@@ -326,21 +292,16 @@ def docker_service_from_container(container_id: str, client: Any = None) -> Dock
     attrs = container.attrs
     env = dict(item.split("=", 1) for item in (attrs.get("Config", {}).get("Env") or []) if "=" in item)
     keys = [k for k in env.get(contract.AUTH_KEYS_VAR, "").split(",") if k]
-    host_config = attrs.get("HostConfig", {})
-    memory = int(host_config.get("Memory") or 0) or None
-    cpus = int(host_config.get("NanoCpus") or 0) or None
-    resources = DockerResources(cpus / 1e9 if cpus else None, memory / 1024**3 if memory else None)
     service = DockerService(
         labels.get(cleanup.LABEL_DEPLOYMENT) or container.name,
         _base_url(container),
         container,
         keys=keys,
-        resources=resources,
+        resources=Resources.from_docker(attrs.get("HostConfig", {})),
         image=attrs.get("Config", {}).get("Image"),
-        memory_limit=memory,
     )
     service.refresh_state()
     return service
 
 
-__all__ = ["DockerService", "DockerTarget", "DockerResources", "container_name_for", "docker_service_from_container"]
+__all__ = ["DockerService", "DockerTarget", "container_name_for", "docker_service_from_container"]

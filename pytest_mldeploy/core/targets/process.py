@@ -17,21 +17,18 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Callable, Optional
 
 from pytest_mldeploy.core import servers
-from pytest_mldeploy.core.registry import Registry
-from pytest_mldeploy.core.service import Service, StateReading, reading_from_exit, tail_lines
-from pytest_mldeploy.core.targets import Target
-from pytest_mldeploy.core.targets import cleanup
-from pytest_mldeploy.core.targets.common import (
-    effective_resources,
-    free_port,
-    health_timeout,
-    register_models,
-)
+from pytest_mldeploy.core.service import Service, tail_lines
+from pytest_mldeploy.core.service_state import StateReading, reading_from_exit
+from pytest_mldeploy.core.targets import Launch, Target, cleanup
+from pytest_mldeploy.core.targets.common import free_port
 from pytest_mldeploy.errors import ServiceError
 from pytest_mldeploy.server import contract
+
+if TYPE_CHECKING:
+    from pytest_mldeploy.core.config import Deployment, Resources
 
 #: Seconds between SIGTERM and SIGKILL when a server is stopped.
 STOP_GRACE_S = 10.0
@@ -63,7 +60,7 @@ class ProcessService(Service):
         workdir: Path,
         *,
         keys: Optional[list[str]] = None,
-        resources: Any = None,
+        resources: Optional["Resources"] = None,
         keep: bool = False,
     ) -> None:
         super().__init__(name, base_url, keys=keys, resources=resources, image=None)
@@ -133,13 +130,12 @@ class ProcessTarget(Target):
         super().__init__()
         self.notice = notice
 
-    def _say(self, deployment: Any) -> None:
+    def _say(self, deployment: "Deployment") -> None:
         """What the user should know before this deployment runs here: conda packages left out, another Python."""
         if self.notice is None:
             return
-        environment = getattr(deployment, "environment", None)
-        lines = list(getattr(environment, "notices", lambda: [])())
-        pin = getattr(environment, "python_pin", lambda: None)()
+        lines = deployment.environment.notices()
+        pin = deployment.environment.python_pin()
         here = "%d.%d" % sys.version_info[:2]
         if pin is not None and pin.version != here:
             lines.append(f"deployment {deployment.name}: {pin.source} asks for Python {pin.version}; the process target "
@@ -151,35 +147,25 @@ class ProcessTarget(Target):
         self.unavailable_reason = None
         return True
 
-    def deploy(
-        self,
-        deployment: Any,
-        project: Any,
-        *,
-        registry: Any = None,
-        resources: Any = None,
-        port: Optional[int] = None,
-        name: Optional[str] = None,
-        wait: bool = True,
-        keep: bool = False,
-        log_path: Optional[Path] = None,
-    ) -> Service:
-        """See `Target.deploy`; `log_path` is where the server's output goes (appended), kept after
-        the service stops; by default a file in the service's temporary directory, removed with it."""
+    def _start(self, launch: Launch) -> Service:
+        """Lay the app out in a temporary directory and start the server on it, from a suitable interpreter."""
         from pytest_mldeploy.core.layout import lay_out_app
 
-        service_name = name or deployment.name
+        if launch.image is not None:
+            raise ServiceError(
+                f"service '{launch.name}': the process target cannot run image {launch.image}; "
+                "use the Docker target (--target docker)"
+            )
+        deployment = launch.deployment
         self._say(deployment)
-        registry = registry or Registry.for_project(project)
-        models = register_models(deployment, registry)
-        workdir = Path(tempfile.mkdtemp(prefix=f"mldeploy-{service_name}-"))
+        models = launch.registry.register_deployment_models(deployment)
+        workdir = Path(tempfile.mkdtemp(prefix=f"mldeploy-{launch.name}-"))
         try:
-            layout = lay_out_app(deployment, models, registry, workdir / "app")
+            layout = lay_out_app(deployment, models, launch.registry, workdir / "app")
             python = _interpreter_for(deployment)
-            keys = list(deployment.auth.keys) if deployment.auth.enabled else []
-            env = _server_env(layout.server_env(), keys)
-            host_port = port or free_port()  # the deployment's own `port` is for serve/deploy only
-            log_path = Path(log_path) if log_path else workdir / "server.log"
+            env = _server_env(layout.server_env(), launch.keys)
+            host_port = launch.port or free_port()  # the deployment's own `port` is for serve/deploy only
+            log_path = launch.log_path or workdir / "server.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "ab")
             process = subprocess.Popen(
@@ -195,25 +181,19 @@ class ProcessTarget(Target):
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         service = ProcessService(
-            service_name,
+            launch.name,
             f"http://127.0.0.1:{host_port}",
             process,
             log_path,
             log_file,
             workdir,
-            keys=keys,
-            resources=effective_resources(deployment, resources),
-            keep=keep,
+            keys=launch.keys,
+            resources=launch.resources,
+            keep=launch.keep,
         )
         with _live_lock:
             _live.add(service)
         cleanup.on_exit(_stop_live_services)
-        if wait:
-            try:
-                service.wait_until_healthy(health_timeout(deployment))
-            except ServiceError:
-                service.delete()
-                raise
         return service
 
 
@@ -234,7 +214,7 @@ def _working_directory(env: dict[str, str], workdir: Path) -> str:
     return env.get(contract.APP_ROOT_VAR) or str(workdir)
 
 
-def _interpreter_for(deployment: Any) -> str:
+def _interpreter_for(deployment: "Deployment") -> str:
     """This interpreter when it satisfies the requirements (with `server: azureml`, Azure's server
     too), else a cached venv's (which holds a copy of our server, see `environment.ensure_venv`)."""
     from pytest_mldeploy.core.environment import ensure_venv, requirements_satisfied

@@ -10,7 +10,12 @@ with a one-line notice: our own labels, sweep and exit hooks then do the cleanup
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+from pytest_mldeploy.core.docker_client import docker_client
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 _PULL_TIMEOUT_S = 10.0
 
@@ -25,7 +30,7 @@ def ryuk_image() -> str:
     return testcontainers_config.ryuk_image
 
 
-def _image_present(client: Any, image: str) -> bool:
+def _image_present(client: "DockerClient", image: str) -> bool:
     import docker.errors
 
     try:
@@ -37,13 +42,11 @@ def _image_present(client: Any, image: str) -> bool:
 
 def _pull_within(image: str, timeout: float) -> Optional[str]:
     """Pull `image` with a time limit; None when it worked, else why not."""
-    import docker
-
     outcome: dict[str, Optional[str]] = {"error": "the pull did not finish within the timeout"}
 
     def pull() -> None:
         try:
-            client = docker.from_env(timeout=int(timeout))
+            client = docker_client(timeout)
             try:
                 repository, _, tag = image.rpartition(":")
                 client.images.pull(repository, tag=tag or "latest")
@@ -60,7 +63,7 @@ def _pull_within(image: str, timeout: float) -> Optional[str]:
     return outcome["error"]
 
 
-def configure_ryuk(client: Any, notice: Optional[Callable[[str], None]] = None) -> bool:
+def configure_ryuk(client: "DockerClient", notice: Optional[Callable[[str], None]] = None) -> bool:
     """Decide once per process whether Ryuk runs; return True when it does.
 
     Respects a user's explicit `TESTCONTAINERS_RYUK_DISABLED` (or `ryuk.disabled` property).

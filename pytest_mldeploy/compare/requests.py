@@ -1,0 +1,118 @@
+"""The one set of requests both sides of a comparison get, in the same order.
+
+- `sample`: the requests `--requests` names, and those `profile.requests` names (the candidate's,
+  then the baseline's when it names other ones), read the way the profiler and the samples check
+  read them (a `.json` file holding one JSON document, like Azure's `sample-request.json`, is one
+  request);
+- `example`: each side's swagger `ServiceInput` example;
+- `generated`: schema-valid requests Hypothesis draws from the baseline's published `ServiceInput`
+  (the properties check's strategy), seeded so every run and both sides get the same ones.
+  The baseline's schema, because what the deployment in service accepts today must keep working.
+
+The load for the speed comparison is the profile's workload: the sample requests, else the
+swagger example (`checks/profiling/workload.py`), else the generated requests.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from pytest_mldeploy.checks.strategies import generated_bodies
+from pytest_mldeploy.checks.profiling.workload import JSON_TYPE
+from pytest_mldeploy.checks.samples import sample_requests
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """One request sent to both sides: kind (sample, example or generated), a label, the body and its type."""
+
+    kind: str
+    label: str
+    body: bytes
+    content_type: str = JSON_TYPE
+
+    def json_body(self) -> Any:
+        """The body parsed as JSON, None when it is not JSON."""
+        if not self.content_type.startswith(JSON_TYPE):
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+
+
+def read_samples(path: Path) -> list[CompareRequest]:
+    """The requests a file or folder holds, as `profile.requests` is read; a `.json` file that is one
+    JSON document (Azure's `sample-request.json`, however it is indented) is one request."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            return [CompareRequest("sample", path.name, json.dumps(json.loads(path.read_bytes())).encode("utf-8"))]
+        except ValueError:
+            pass  # one body per line, read below
+    return [CompareRequest("sample", label, body, content_type) for label, _place, body, content_type in sample_requests(path)]
+
+
+def _samples(deployment: Any) -> list[CompareRequest]:
+    path = getattr(getattr(deployment, "profile", None), "requests", None)
+    if not path or not Path(path).exists():
+        return []
+    return read_samples(Path(path))
+
+
+def build_request_set(baseline_deployment: Any, candidate_deployment: Any, baseline_contract: Any,
+                      candidate_contract: Any, *, examples: int, seed: int,
+                      extra: Optional[Path] = None) -> list[CompareRequest]:
+    """`extra` requests (`--requests`), samples, swagger examples and seeded generated requests, each distinct body once."""
+    out: list[CompareRequest] = read_samples(extra) if extra is not None else []
+    out += _samples(candidate_deployment) + _samples(baseline_deployment)
+    for role, contract in (("baseline", baseline_contract), ("candidate", candidate_contract)):
+        if contract is not None and contract.has_example:
+            out.append(CompareRequest("example", f"{role}'s swagger example", json.dumps(contract.example).encode("utf-8")))
+    schema = baseline_contract.input if baseline_contract is not None else None
+    if schema is not None and examples > 0:
+        for index, body in enumerate(generated_bodies(schema, examples, seed), 1):
+            out.append(CompareRequest("generated", f"generated request {index}", json.dumps(body).encode("utf-8")))
+    return _distinct(out)
+
+
+def _distinct(requests: list[CompareRequest]) -> list[CompareRequest]:
+    seen: set[tuple[bytes, str]] = set()
+    out = []
+    for request in requests:
+        key = (request.body, request.content_type)
+        if key not in seen:
+            seen.add(key)
+            out.append(request)
+    return out
+
+
+def load_requests(requests: list[CompareRequest]) -> list[tuple[bytes, str]]:
+    """The bodies the speed comparison replays: samples, else examples, else generated (the profile's order)."""
+    for kind in ("sample", "example", "generated"):
+        chosen = [(r.body, r.content_type) for r in requests if r.kind == kind]
+        if chosen:
+            return chosen
+    return []
+
+
+def counts(requests: list[CompareRequest]) -> dict[str, int]:
+    """How many requests of each kind."""
+    out: dict[str, int] = {}
+    for request in requests:
+        out[request.kind] = out.get(request.kind, 0) + 1
+    return out
+
+
+def input_rows(body: Any, count: int) -> Optional[list[Any]]:
+    """The input rows of a JSON body that answer `count` output rows: the one list of that length
+    among the body's top-level values (`{"data": [[...], [...]]}`), or the body itself when it is such a list."""
+    if isinstance(body, list) and len(body) == count:
+        return body
+    if isinstance(body, dict):
+        lists = [value for value in body.values() if isinstance(value, list) and len(value) == count]
+        if len(lists) == 1:
+            return lists[0]
+    return None

@@ -1,0 +1,167 @@
+"""Sides other than a deployment of the same file: git revisions and Azure ML v2 blue/green deployments."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_mldeploy.cli import main
+from pytest_mldeploy.compare import run_compare
+from pytest_mldeploy.errors import ConfigError
+
+from compare_projects import EXAMPLE, diabetes_project, variant_script
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository of two commits: the example, then its score.py with the input scaled."""
+    root = tmp_path_factory.mktemp("repo")
+    config = diabetes_project(root / "service", [], speed=False)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "the example")
+    (config.parent / "score.py").write_text(variant_script("scaled"))
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "scaled input")
+    return config
+
+
+def test_git_baseline_finds_the_change_since_that_revision_and_removes_its_worktree(repo: Path, tmp_path: Path) -> None:
+    result = run_compare("git:HEAD~1", "baseline", config=repo, target="process", out=tmp_path)
+    data = result.to_dict()
+    assert data["baseline"]["kind"] == "git" and data["baseline"]["revision"] == _git(repo.parent, "rev-parse", "HEAD~1")
+    assert {g["name"]: g["status"] for g in data["gates"]}["answers"] == "fail"
+    assert data["answers"]["worstRows"][0]["kind"] == "sample"
+    worktrees = _git(repo.parent, "worktree", "list")
+    assert len(worktrees.splitlines()) == 1, worktrees  # the temporary checkout is gone
+
+
+def test_git_baseline_at_the_same_commit_passes(repo: Path) -> None:
+    result = run_compare("git:main:baseline", "baseline", config=repo, target="process")
+    assert result.passed, result.to_dict()["gates"]
+
+
+def test_unknown_revision_names_the_fix(repo: Path) -> None:
+    with pytest.raises(ConfigError, match="not a revision .* try git:main"):
+        run_compare("git:no-such-branch", "baseline", config=repo, target="process")
+
+
+BLUE_SCORE = (EXAMPLE / "score.py").read_text()
+GREEN_SCORE = '''"""Green: answers the same whatever it is sent (no model behind it yet)."""
+import json
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return [0.5, 0.5]
+'''
+
+DEPLOYMENT = """$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: {name}
+endpoint_name: my-endpoint
+model:
+  path: ../../model-{n}/model/
+code_configuration:
+  code: ../../model-{n}/onlinescoring/
+  scoring_script: score.py
+environment:
+  conda_file: ../../model-{n}/environment/conda.yaml
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+instance_type: Standard_DS3_v2
+instance_count: 1
+"""
+
+CONDA = """name: model-env
+channels: [conda-forge]
+dependencies:
+  - python=3.11
+  - numpy
+  - pip
+  - scikit-learn=1.9.1
+  - pip:
+      - joblib
+      - inference-schema[numpy-support]
+"""
+
+
+#: Indented over several lines, as Azure's samples write their request files.
+SAMPLE_REQUEST = """{"data": [
+    [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01],
+    [-0.05, -0.04, -0.01, -0.03, 0.01, 0.02, 0.07, -0.03, -0.04, -0.09]
+]}
+"""
+
+
+@pytest.fixture(scope="module")
+def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shaped like Azure's safe-rollout sample: endpoints/online/managed/saferollout/{endpoint,blue-deployment,
+    green-deployment}.yml beside model-1 (blue: the diabetes regression) and model-2 (green: a constant)."""
+    online = tmp_path_factory.mktemp("cli") / "endpoints" / "online"
+    for n, score in ((1, BLUE_SCORE), (2, GREEN_SCORE)):
+        model = online / f"model-{n}"
+        (model / "model").mkdir(parents=True)
+        shutil.copy2(EXAMPLE / "models" / "sklearn_regression_model.pkl", model / "model")
+        (model / "onlinescoring").mkdir()
+        (model / "onlinescoring" / "score.py").write_text(score.replace('os.getenv("AZUREML_MODEL_DIR"), ', 'os.getenv("AZUREML_MODEL_DIR"), "model", '))
+        (model / "environment").mkdir()
+        (model / "environment" / "conda.yaml").write_text(CONDA)
+        (model / "sample-request.json").write_text(SAMPLE_REQUEST)
+    folder = online / "managed" / "saferollout"
+    folder.mkdir(parents=True)
+    (folder / "endpoint.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+                                         "name: my-endpoint\nauth_mode: key\n")
+    (folder / "blue-deployment.yml").write_text(DEPLOYMENT.format(name="blue", n=1))
+    (folder / "green-deployment.yml").write_text(DEPLOYMENT.format(name="green", n=2))
+    return folder
+
+
+def test_green_constant_fails_against_blue_showing_both_answers(safe_rollout: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(safe_rollout)
+    code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path),
+                 "--requests", "../../model-1/sample-request.json"])
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert code == 1, out
+    assert data["baseline"]["kind"] == "v2" and data["candidate"]["deployment"] == "green"
+    gates = {g["name"]: g["status"] for g in data["gates"]}
+    assert gates["answers"] == "fail" and gates["sensitivity"] == "fail"
+    assert data["requests"]["byKind"]["sample"] == 1
+    row = data["answers"]["worstRows"][0]
+    assert row["request"] == "sample-request.json"  # the user's own request first
+    # Two rows in, two answers out on both sides: compared row by row, each beside its input row.
+    assert row["candidate"] == 0.5 and isinstance(row["baseline"], float) and abs(row["baseline"] - 0.5) > 1
+    assert row["input"] in json.loads(SAMPLE_REQUEST)["data"]
+    assert f"{row['baseline']} | 0.5" in out  # green's answer beside blue's in the terminal summary
+    assert "[0.5, 0.5]" in data["sensitivity"]["message"]
+
+
+def test_blue_against_blue_passes(safe_rollout: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(safe_rollout)
+    assert main(["compare", "blue", "blue", "--target", "process", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["requests"]["byKind"].get("generated", 0) > 0 and data["answers"]["mismatchedRows"] == 0
+
+
+def test_a_v2_neighbour_of_a_deployment_the_project_names_is_a_side(tmp_path: Path) -> None:
+    from contextlib import ExitStack
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    sample = tmp_path / "azureml-v2"
+    shutil.copytree(EXAMPLE.parent / "azureml-v2", sample)
+    (sample / "mldeploy.yaml").write_text("deployments:\n  prod: {online_deployment: managed/sample/blue-deployment.yml}\n")
+    with ExitStack() as stack:
+        baseline, candidate = resolve_sides("prod", "green", config=sample / "mldeploy.yaml", stack=stack)
+    assert (baseline.kind, baseline.deployment.name) == ("deployment", "prod")
+    assert (candidate.kind, candidate.deployment.name) == ("v2", "green")
+    with ExitStack() as stack, pytest.raises(ConfigError, match="nor an Azure ML v2 deployment .*git:REV, or image:TAG"):
+        resolve_sides("prod", "purple", config=sample / "mldeploy.yaml", stack=stack)
