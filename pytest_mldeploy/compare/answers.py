@@ -140,6 +140,11 @@ def compare_values(baseline: Any, candidate: Any, spec: AnswersSpec) -> tuple[bo
     return label_like, max_abs, max_rel, score
 
 
+NO_REQUESTS = ("no request was sent to both, so no answer was compared: pass --requests FILE (e.g. Azure's "
+               "sample-request.json), set profile.requests in mldeploy.yaml (for v2 files: beside online_deployment), "
+               "or declare an input schema (inference_schema decorators) in the entry script")
+
+
 @dataclass
 class AnswersResult:
     """Every request's status pair and every row's difference, and the gate over them."""
@@ -178,6 +183,8 @@ class AnswersResult:
         return sorted((r for r in self.rows if r.differs), key=rank)[: self.spec.worst_rows]
 
     def problems(self) -> list[str]:
+        if self.sent == 0:  # a gate that compared nothing must not let the candidate through
+            return [NO_REQUESTS]
         out = []
         if self.status_mismatches:
             first = self.status_mismatches[0]

@@ -87,9 +87,6 @@ def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None,
                                         examples=spec.answers.examples, seed=spec.answers.seed, extra=requests)
         if request_set and not any(r.kind == "sample" for r in request_set):
             notes.append("no sample requests: pass --requests FILE (or set profile.requests) to compare answers on real traffic")
-        if not request_set:
-            notes.append("no requests to compare answers with: pass --requests FILE, set profile.requests, "
-                         "or declare an input schema (inference_schema decorators) in the entry script")
         progress(f"sending the same {len(request_set)} requests to both")
         answers = compare_answers(request_set, clients[0], clients[1], spec.answers)
         contract = diff_contracts(*(c.document if c is not None else None for c in contracts))

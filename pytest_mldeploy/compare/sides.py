@@ -92,7 +92,7 @@ def resolve_sides(baseline: str, candidate: str, *, config: Optional[Path], stac
 
 def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Path) -> Side:
     if spec.startswith(IMAGE_PREFIX):
-        return _resolve_image(role, spec, spec[len(IMAGE_PREFIX):], project)
+        return _resolve_image(role, spec, spec[len(IMAGE_PREFIX):], project, folder)
     if project is not None and spec in project.deployments:
         return Side(role, spec, "deployment", project, project.deployments[spec])
     path = Path(spec)
@@ -107,7 +107,7 @@ def _resolve_direct(role: str, spec: str, project: Optional[Project], folder: Pa
         return Side(role, spec, "v2", loaded, next(iter(loaded.deployments.values())))
     labelled = _image_deployment(spec)
     if labelled is not None:
-        return _resolve_image(role, spec, spec, project)
+        return _resolve_image(role, spec, spec, project, folder)
     known = sorted(project.deployments) if project is not None else []
     v2 = sorted(str(name) for name in v2_deployment_names(folder))
     raise ConfigError(
@@ -172,15 +172,38 @@ def _image_deployment(ref: str) -> Optional[str]:
     return labels.get(DEPLOYMENT_LABEL) or ""
 
 
-def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project]) -> Side:
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers a ping (an image side cannot be found, nor run, without one)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+    except Exception:  # noqa: BLE001 - no docker package or no engine configured
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - engine down
+        return False
+    finally:
+        client.close()
+
+
+def _resolve_image(role: str, spec: str, ref: str, project: Optional[Project], folder: Path) -> Side:
     label = _image_deployment(ref)
+    if label is None and not _docker_answers():
+        raise ConfigError(f"{role} {spec!r}: an image side runs on Docker, and no Docker engine answers; "
+                          "start one (or set DOCKER_HOST), or compare deployments on the process target instead")
     if label is None:
         raise ConfigError(f"{role} {spec!r}: Docker has no image {ref!r}; list them with `docker images 'mldeploy/*'` "
                           "(build one with `mldeploy package DEPLOYMENT`)")
     if project is None or label not in project.deployments:
-        where = project.config_path if project is not None else "no mldeploy.yaml"
+        v2 = next((found for place in _v2_folders(project, folder) if label and (found := find_v2_deployment(label, place))), None)
+        if v2 is not None:  # built from a v2 deployment file of this folder (blue/green)
+            loaded = load_project(v2)
+            return Side(role, spec, "image", loaded, next(iter(loaded.deployments.values())), image=ref)
+        where = f"{project.config_path} does not declare" if project is not None else f"no mldeploy.yaml nor v2 file in {folder} declares"
         raise ConfigError(f"{role} {spec!r}: the image was built for deployment {label or '(unlabelled)'!r}, which "
-                          f"{where} does not declare; compare it from the project that built it (--config)")
+                          f"{where}; compare it from the project that built it (--config)")
     return Side(role, spec, "image", project, project.deployments[label], image=ref)
 
 
@@ -193,6 +216,8 @@ def _git(args: list[str], cwd: Path) -> str:
 
 def _resolve_git(role: str, spec: str, project: Optional[Project], other: Optional[Side], stack: ExitStack,
                  progress: Callable[[str], None]) -> Side:
+    if project is None and other is not None and other.kind == "v2":
+        project = other.project  # a folder of v2 files: the other side's file, as committed at REV
     if project is None:
         raise ConfigError(f"{role} {spec!r}: a git: side needs the project's mldeploy.yaml (run inside the repository or pass --config)")
     rest = spec[len(GIT_PREFIX):]
@@ -238,6 +263,11 @@ def _revision_and_name(rest: str, top: Path) -> tuple[str, Optional[str]]:
                               capture_output=True, text=True)
         if done.returncode == 0:
             return done.stdout.strip(), name
+    remote = subprocess.run(["git", "for-each-ref", "--format=%(refname:short)", f"refs/remotes/*/{rest}"], cwd=top,
+                            capture_output=True, text=True).stdout.split()
+    if remote:  # a fresh clone has origin/main but no local main
+        raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}, but {remote[0]!r} is: "
+                          f"write git:{remote[0]}, or make the branch with `git branch {rest} {remote[0]}`")
     raise ConfigError(f"git:{rest}: {rest!r} is not a revision of the repository at {top}; try git:main or git:HEAD~1. "
                       "A CI checkout is shallow and has no local branch but its own: fetch the base branch first, e.g. "
                       "`git fetch --no-tags --depth=1 origin +refs/heads/main:refs/heads/main` (docs/ci.md)")

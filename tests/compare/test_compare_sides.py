@@ -165,3 +165,69 @@ def test_a_v2_neighbour_of_a_deployment_the_project_names_is_a_side(tmp_path: Pa
     assert (candidate.kind, candidate.deployment.name) == ("v2", "green")
     with ExitStack() as stack, pytest.raises(ConfigError, match="nor an Azure ML v2 deployment .*git:REV, or image:TAG"):
         resolve_sides("prod", "purple", config=sample / "mldeploy.yaml", stack=stack)
+
+
+def test_git_side_in_a_folder_of_v2_files_takes_the_other_sides_file(safe_rollout: Path, tmp_path: Path, monkeypatch) -> None:
+    # Azure's layout has no mldeploy.yaml: `git:main green` checks green-deployment.yml out as it was at main.
+    from contextlib import ExitStack
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    root = tmp_path / "cli"
+    shutil.copytree(safe_rollout.parents[2], root)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "blue and green")
+    monkeypatch.chdir(root / safe_rollout.relative_to(safe_rollout.parents[2]))
+    with ExitStack() as stack:
+        baseline, candidate = resolve_sides("git:main", "green", config=None, stack=stack)
+        assert (baseline.kind, baseline.deployment.name, candidate.kind) == ("git", "green", "v2")
+        assert baseline.project.config_path.name == "green-deployment.yml"
+    assert "mldeploy-compare-git" not in _git(root, "worktree", "list")
+
+
+def test_image_side_without_a_docker_engine_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "image:mldeploy/none:1", "image:mldeploy/none:2"]) == 2
+    err = capsys.readouterr().err
+    assert "no Docker engine answers" in err and "Traceback" not in err
+
+
+def test_a_branch_only_the_remote_has_is_suggested_as_its_remote_name(tmp_path: Path) -> None:
+    # A fresh clone of a feature branch has origin/main but no local main.
+    from pytest_mldeploy.compare.sides import _revision_and_name
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    _git(origin, "init", "-q", "-b", "main")
+    _git(origin, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "one")
+    _git(tmp_path, "clone", "-q", str(origin), "clone")
+    _git(tmp_path / "clone", "branch", "-q", "-m", "main", "feature")
+    with pytest.raises(ConfigError, match="but 'origin/main' is: write git:origin/main"):
+        _revision_and_name("main", tmp_path / "clone")
+    assert _revision_and_name("origin/main", tmp_path / "clone")[1] is None
+
+
+@pytest.mark.docker
+def test_image_built_from_a_v2_file_is_a_side_in_that_folder(safe_rollout: Path, monkeypatch) -> None:
+    # `mldeploy compare blue image:mldeploy/green:TAG` in Azure's layout: the label names green-deployment.yml.
+    import io
+    from contextlib import ExitStack
+
+    import docker
+
+    from pytest_mldeploy.compare.sides import resolve_sides
+
+    client = docker.from_env()
+    tag = "mldeploy-test/labelled-green:1"
+    client.images.build(fileobj=io.BytesIO(b"FROM scratch\nLABEL mldeploy.deployment=green\n"), tag=tag, rm=True)
+    try:
+        monkeypatch.chdir(safe_rollout)
+        with ExitStack() as stack:
+            baseline, candidate = resolve_sides("blue", f"image:{tag}", config=None, stack=stack)
+        assert (candidate.kind, candidate.deployment.name, candidate.image) == ("image", "green", tag)
+        assert candidate.project.config_path.name == "green-deployment.yml"
+    finally:
+        client.images.remove(tag, force=True)
+        client.close()

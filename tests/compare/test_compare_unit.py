@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_mldeploy.compare.answers import Answer, compare_values, row_diffs
+from pytest_mldeploy.compare.answers import Answer, AnswersResult, compare_values, row_diffs
 from pytest_mldeploy.compare.contract_diff import diff_contracts
 from pytest_mldeploy.compare.markdown import render_markdown
 from pytest_mldeploy.compare.requests import CompareRequest, input_rows
@@ -46,6 +46,15 @@ def test_rows_of_a_batch_are_compared_one_by_one_with_their_input() -> None:
     rows = row_diffs(request, Answer(200, [10.0, 20.0], True), Answer(200, [10.0, 25.0], True), SPEC)
     assert [r.differs for r in rows] == [False, True]
     assert rows[1].input == [3, 4] and rows[1].max_abs == 5.0 and rows[1].row == 1
+
+
+def test_no_request_sent_fails_the_answers_gate_and_names_the_fix() -> None:
+    # Azure's v2 sample has no input schema and v2 files have no profile.requests: nothing is sent.
+    empty = AnswersResult(SPEC)
+    assert not empty.passed
+    assert "--requests" in empty.problems()[0] and "profile.requests" in empty.problems()[0]
+    one = AnswersResult(SPEC, sent=1)
+    assert one.passed
 
 
 def test_input_rows_finds_the_one_list_of_the_right_length() -> None:
