@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Callable, Optional, Sequence
 
-from pytest_mldeploy import __version__
+from pytest_mldeploy._version import __version__
 from pytest_mldeploy.commands import (
     cmd_base_image,
     cmd_check,

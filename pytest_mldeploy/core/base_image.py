@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BuildError
 from .cache import cache_root, file_lock
 from .environment import manylinux_platforms

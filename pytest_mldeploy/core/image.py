@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BuildError
 from ..server import contract
 from . import dockerfile as df

@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Awaitable, Callable, Optional
 
-from pytest_mldeploy import __version__
+from pytest_mldeploy._version import __version__
 
 from . import admission, amlhttp, swagger
 from .contract import HEALTH_ROUTE, MAX_BODY_BYTES_VAR, SCORE_ROUTE, SWAGGER_ROUTE

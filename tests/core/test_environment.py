@@ -130,12 +130,13 @@ def test_environment_does_not_import_the_base_image_module():
     assert out.strip() == "False"
 
 
-def test_server_files_are_the_package_init_and_the_server_only():
+def test_server_files_are_the_package_stub_its_version_and_the_server_only():
     files = server_copy.server_files()
     rels = [rel for rel, _ in files]
     assert rels[0] == "pytest_mldeploy/__init__.py"
     assert "pytest_mldeploy/server/__init__.py" in rels
-    assert all(rel.startswith(("pytest_mldeploy/server/", "pytest_mldeploy/__init__.py")) for rel in rels)
+    assert rels[1] == "pytest_mldeploy/_version.py"
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in rels[2:])
     assert not any("__pycache__" in rel or rel.endswith(".pyc") for rel in rels)
 
 

@@ -265,7 +265,8 @@ def test_context_copies_only_what_the_server_needs(project_dir, tmp_path):
               for p in (context / "server").rglob("*") if p.is_file()}
     assert copied == dict(server_copy.server_files())
     assert copied["pytest_mldeploy/__init__.py"] == server_copy.package_stub()
-    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied if rel != "pytest_mldeploy/__init__.py")
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied
+               if rel not in ("pytest_mldeploy/__init__.py", "pytest_mldeploy/_version.py"))
 
 
 def test_context_hash_is_stable_for_the_same_inputs(project_dir, tmp_path):
