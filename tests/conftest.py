@@ -108,7 +108,7 @@ def system_tool(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     cannot be installed (not root, no apt-get), and fails when apt-get fails."""
     import shutil
 
-    from pytest_mldeploy.core.base_image import apt_install
+    from pytest_mldeploy.core.debian_rootfs import apt_install
     from pytest_mldeploy.errors import BuildError
 
     capture = request.config.pluginmanager.get_plugin("capturemanager")

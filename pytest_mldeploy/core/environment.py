@@ -1,10 +1,10 @@
-"""Python environments for a deployment: requirements, an offline wheelhouse, cached venvs.
+"""A deployment's requirements and the offline wheelhouse a service image installs them from.
 
 A service image installs its packages from a wheelhouse resolved on the host (where PyPI is
-reachable) for the image's Python and platform, so `docker build` needs no network. The
-process target runs in a cached virtual environment instead, or in the current interpreter
-when that already satisfies every requirement. Both are keyed by `requirements_hash` and
-written atomically, so concurrent runs and interrupted builds never see half an environment.
+reachable) for the image's Python and platform, so `docker build` needs no network. (The
+process target's cached venvs are `core/host_venv.py`.) Wheelhouses are keyed by
+`requirements_hash` and written atomically, so concurrent runs and interrupted builds never see
+half of one.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ import zipfile
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import BuildError
 from .cache import cache_root, file_lock
 from .hashing import file_sha256
-from .server_copy import copy_server, server_files_hash
 
 PACKAGE_DIST = "pytest-mldeploy"
 # Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
@@ -77,7 +75,7 @@ def server_requirements() -> list[str]:
     return found or list(SERVER_REQUIREMENTS_FALLBACK)
 
 
-def _clean_lines(requirements: Iterable[str]) -> list[str]:
+def clean_lines(requirements: Iterable[str]) -> list[str]:
     lines = []
     for raw in requirements:
         line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
@@ -99,7 +97,7 @@ def merge_requirements(requirements: Iterable[str], extra: Iterable[str] = ()) -
 
     A deployment that pins `uvicorn==0.30.1` keeps its pin; duplicates and comments are dropped.
     """
-    lines = list(dict.fromkeys(_clean_lines(requirements)))
+    lines = list(dict.fromkeys(clean_lines(requirements)))
     named = {_name(line) for line in lines}
     extra = list(extra) or server_requirements()
     return lines + [line for line in extra if _name(line) not in named]
@@ -113,7 +111,7 @@ def requirements_hash(requirements: Iterable[str], python_version: str = "3.11",
     """A sha256 of what decides an environment: requirement lines (order-free), Python, platforms."""
     payload = {
         "format": _HASH_FORMAT,
-        "requirements": sorted(set(_clean_lines(requirements))),
+        "requirements": sorted(set(clean_lines(requirements))),
         "python": python_version,
         "platform": _platform_list(platform),
     }
@@ -134,13 +132,13 @@ def _pip(args: list[str], cwd: Optional[Path] = None) -> subprocess.CompletedPro
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=dict(os.environ, PIP_NO_COLOR="1"))
 
 
-def _tail(proc: subprocess.CompletedProcess, lines: int = 12) -> str:
+def pip_log_tail(proc: subprocess.CompletedProcess, lines: int = 12) -> str:
     text = (proc.stderr or "") + (proc.stdout or "")
     kept = [line for line in text.strip().splitlines() if line.strip() and "Running pip as the 'root'" not in line]
     return "\n".join(kept[-lines:])
 
 
-def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
+def failing_requirement(log: str, requirements: Sequence[str]) -> str:
     """Which requirement pip choked on, from its message; the whole list when it does not say."""
     for pattern in (r"satisfies the requirement ([^\s(]+)", r"No matching distribution found for ([^\s(]+)",
                     r"Failed to build ([^\s]+)", r"Invalid requirement: '([^']+)'", r"for ([^\s]+) \(from"):
@@ -307,104 +305,12 @@ def _resolve_into(directory: Path, requirements: list[str], python_version: str,
         wheel = _pip(["wheel", "--prefer-binary", *only, "-w", str(directory), "-r", "requirements.in"], cwd=directory)
         if wheel.returncode == 0:
             return
-        log = _tail(wheel)
+        log = pip_log_tail(wheel)
     else:
-        log = _tail(download)
-    failing = _failing_requirement(log, requirements)
+        log = pip_log_tail(download)
+    failing = failing_requirement(log, requirements)
     raise UnresolvableRequirement(
         f"requirements: {failing} cannot be resolved to wheels for CPython {python_version} "
         f"({platforms[0]}); pin a version that publishes wheels or fix the name. pip said:\n{log}",
         failing, log,
     )
-
-
-def requirements_satisfied(requirements: Iterable[str], *, include_server: bool = True) -> bool:
-    """Whether the current interpreter already has every requirement (and the server's).
-
-    Checks installed distributions with importlib.metadata, following extras; a line that is not
-    a plain requirement (an option, a URL, a file) counts as unsatisfied.
-    """
-    lines = merge_requirements(requirements) if include_server else _clean_lines(requirements)
-    return all(_satisfied(line, set()) for line in lines)
-
-
-def _satisfied(line: str, seen: set[str], extra: str = "") -> bool:
-    try:
-        req = Requirement(line)
-    except InvalidRequirement:
-        return False
-    if req.marker is not None and not req.marker.evaluate({**default_environment(), "extra": extra}):
-        return True
-    if req.url:
-        return False
-    try:
-        installed = importlib.metadata.version(req.name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    if not req.specifier.contains(installed, prereleases=True):
-        return False
-    for wanted in req.extras:
-        key = f"{canonicalize_name(req.name)}[{wanted}]"
-        if key in seen:
-            continue
-        seen.add(key)
-        for dep in importlib.metadata.requires(req.name) or []:
-            dep_req = Requirement(dep)
-            # Only the lines that the extra switches on; the base ones were installed with it.
-            if dep_req.marker is None or dep_req.marker.evaluate({**default_environment(), "extra": ""}):
-                continue
-            if not _satisfied(dep, seen, extra=wanted):
-                return False
-    return True
-
-
-def ensure_venv(requirements: Iterable[str], cache_dir: Union[str, Path, None] = None) -> Path:
-    """The python executable of a cached venv with `requirements` + the server's, for the process target.
-
-    The venv also holds a copy of the scoring server (`python -m pytest_mldeploy.server` works in
-    it without the rest of pytest-mldeploy). Keyed by the requirements, the host Python and the
-    server files; built under a lock and marked complete last, so a crash leaves nothing usable.
-    """
-    merged = merge_requirements(requirements)
-    host = "%d.%d.%d" % sys.version_info[:3]
-    key = requirements_hash(merged, host, [f"interpreter={sys.executable}", f"server={server_files_hash()}"])
-    root = Path(cache_dir) if cache_dir else cache_root() / "venvs"
-    venv = root / key[:32]
-    python = venv / "bin" / "python"
-    marker = venv / ".mldeploy-complete"
-    if marker.is_file():
-        return python
-    with file_lock(root / f"{key[:32]}.lock"):
-        if marker.is_file():
-            return python
-        if venv.exists():
-            shutil.rmtree(venv)
-        try:
-            _build_venv(venv, merged)
-        except BaseException:
-            shutil.rmtree(venv, ignore_errors=True)
-            raise
-        marker.write_text(json.dumps({"requirements": merged, "python": sys.executable}, indent=2))
-    return python
-
-
-def _build_venv(venv: Path, requirements: list[str]) -> None:
-    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-    if made.returncode != 0:
-        raise BuildError(f"venv {venv}: `{sys.executable} -m venv` failed; install the venv module. {made.stderr.strip()}")
-    req_file = venv / "mldeploy-requirements.txt"
-    req_file.write_text("\n".join(requirements) + "\n")
-    proc = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-         "--progress-bar", "off", "-r", str(req_file)],
-        capture_output=True, text=True,
-    )
-    if proc.returncode != 0:
-        log = _tail(proc)
-        raise BuildError(
-            f"requirements: {_failing_requirement(log, requirements)} could not be installed into {venv}; "
-            f"fix the name or version in the deployment's environment. pip said:\n{log}"
-        )
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    copy_server(site)

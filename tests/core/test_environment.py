@@ -20,6 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import environment as env
+from pytest_mldeploy.core import host_venv
 from pytest_mldeploy.core import server_copy
 from pytest_mldeploy.errors import BuildError
 
@@ -219,9 +220,9 @@ def test_wheelhouse_digest_sees_wheel_content(tmp_path):
 
 
 def test_requirements_satisfied_by_the_current_interpreter():
-    assert env.requirements_satisfied(["pytest", "packaging>=20"])
-    assert env.requirements_satisfied(["inference-schema[numpy-support]"])
-    assert env.requirements_satisfied(['definitely-not-installed-pkg; python_version < "3"'])
+    assert host_venv.requirements_satisfied(["pytest", "packaging>=20"])
+    assert host_venv.requirements_satisfied(["inference-schema[numpy-support]"])
+    assert host_venv.requirements_satisfied(['definitely-not-installed-pkg; python_version < "3"'])
 
 
 @pytest.mark.parametrize(
@@ -229,11 +230,11 @@ def test_requirements_satisfied_by_the_current_interpreter():
     ["definitely-not-installed-pkg", "pytest<1", "--index-url https://example.invalid/simple", "pkg @ https://example.invalid/p.whl"],
 )
 def test_requirements_not_satisfied(line):
-    assert not env.requirements_satisfied([line])
+    assert not host_venv.requirements_satisfied([line])
 
 
 def test_ensure_venv_builds_once_and_holds_the_server(local_index, tmp_path):
-    python = env.ensure_venv(["tinyapp==1.0"])
+    python = host_venv.ensure_venv(["tinyapp==1.0"])
     assert python.is_file() and python.parent.parent.parent == tmp_path / "cache" / "venvs"
     assert (python.parent.parent / ".mldeploy-complete").is_file()
     out = subprocess.run(
@@ -245,12 +246,12 @@ def test_ensure_venv_builds_once_and_holds_the_server(local_index, tmp_path):
     assert Path(out[1]).is_relative_to(python.parent.parent)  # the venv's copy, not this checkout
     # The core is not copied: the server must run without it.
     assert subprocess.run([str(python), "-c", "import pytest_mldeploy.core"], capture_output=True, cwd=tmp_path).returncode != 0
-    assert env.ensure_venv(["tinyapp==1.0"]) == python
+    assert host_venv.ensure_venv(["tinyapp==1.0"]) == python
 
 
 def test_ensure_venv_failure_leaves_nothing(local_index, tmp_path):
     with pytest.raises(BuildError, match="no-such-package-xyz"):
-        env.ensure_venv(["no-such-package-xyz"])
+        host_venv.ensure_venv(["no-such-package-xyz"])
     venvs = tmp_path / "cache" / "venvs"
     assert not [p for p in venvs.iterdir() if p.is_dir()]
 

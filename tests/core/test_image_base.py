@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from pytest_mldeploy.core import base_image as bi
+from pytest_mldeploy.core import debian_rootfs as rootfs
 from pytest_mldeploy.errors import BuildError
 
 
@@ -38,7 +39,7 @@ def test_host_mirrors_reads_deb822_and_list_files(tmp_path):
         "# deb http://commented.example/debian bookworm main\n"
         "deb http://other.example/debian bullseye main\n"
     )
-    assert bi.host_mirrors("bookworm", [sources, listing]) == [
+    assert rootfs.host_mirrors("bookworm", [sources, listing]) == [
         "deb http://mirror.example/debian bookworm main contrib",
         "deb http://mirror.example/debian bookworm-updates main contrib",
         "deb http://security.example/debian-security bookworm-security main",
@@ -46,11 +47,11 @@ def test_host_mirrors_reads_deb822_and_list_files(tmp_path):
 
 
 def test_host_mirrors_falls_back_to_deb_debian_org(tmp_path):
-    assert bi.host_mirrors("bookworm", [tmp_path / "missing.list"]) == ["deb http://deb.debian.org/debian bookworm main"]
+    assert rootfs.host_mirrors("bookworm", [tmp_path / "missing.list"]) == ["deb http://deb.debian.org/debian bookworm main"]
 
 
 def test_mmdebstrap_command_is_slim_and_reproducible(tmp_path):
-    cmd = bi.mmdebstrap_command("unshare", "bookworm", tmp_path / "r.tar", ["deb http://m/debian bookworm main"], bi.BASE_PACKAGES)
+    cmd = rootfs.mmdebstrap_command("unshare", "bookworm", tmp_path / "r.tar", ["deb http://m/debian bookworm main"], rootfs.BASE_PACKAGES)
     assert cmd[:4] == ["mmdebstrap", "--variant=apt", "--mode=unshare", "--format=tar"]
     assert "--include=python3,python3-venv,ca-certificates,python-is-python3" in cmd
     assert '--aptopt=APT::Install-Recommends "false"' in cmd
@@ -61,9 +62,9 @@ def test_mmdebstrap_command_is_slim_and_reproducible(tmp_path):
 
 
 def test_usable_modes_are_known_modes():
-    modes = bi.usable_modes()
-    assert set(modes) <= set(bi.MODES)
-    assert modes == [m for m in bi.MODES if m in modes]
+    modes = rootfs.usable_modes()
+    assert set(modes) <= set(rootfs.MODES)
+    assert modes == [m for m in rootfs.MODES if m in modes]
 
 
 def test_source_date_epoch_follows_the_environment(monkeypatch):
@@ -118,31 +119,31 @@ def _fake_path(tmp_path, monkeypatch, apt_script=FAKE_APT):
 
 def test_apt_install_installs_a_missing_tool_as_root_updating_lists_when_needed(tmp_path, monkeypatch):
     bin_dir = _fake_path(tmp_path, monkeypatch)
-    monkeypatch.setattr(bi.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(rootfs.os, "geteuid", lambda: 0)
     notices = []
-    path = bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=notices.append)
+    path = rootfs.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image", progress=notices.append)
     assert path == str(bin_dir / "mmdebstrap")
     assert (bin_dir / "apt.log").read_text().splitlines() == [
         "install -y -qq mmdebstrap", "update -qq", "install -y -qq mmdebstrap"]
     assert "installing the Debian package mmdebstrap with apt-get" in notices[0]
     # Found on PATH now: apt-get is not asked again.
-    assert bi.apt_install("mmdebstrap", "mmdebstrap", "x") == path
+    assert rootfs.apt_install("mmdebstrap", "mmdebstrap", "x") == path
     assert len((bin_dir / "apt.log").read_text().splitlines()) == 3
 
 
 def test_apt_install_as_a_user_names_the_command_to_run(tmp_path, monkeypatch):
     bin_dir = _fake_path(tmp_path, monkeypatch)
-    monkeypatch.setattr(bi.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(rootfs.os, "geteuid", lambda: 1000)
     with pytest.raises(BuildError) as err:
-        bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
+        rootfs.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
     assert "not root" in str(err.value) and "`sudo apt-get install mmdebstrap`" in str(err.value)
     assert not (bin_dir / "apt.log").exists()
 
 
 def test_apt_install_reports_apt_errors(tmp_path, monkeypatch):
     _fake_path(tmp_path, monkeypatch, "#!/bin/sh\necho 'E: Could not get lock /var/lib/dpkg/lock-frontend' >&2\nexit 100\n")
-    monkeypatch.setattr(bi.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(rootfs.os, "geteuid", lambda: 0)
     with pytest.raises(BuildError) as err:
-        bi.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
+        rootfs.apt_install("mmdebstrap", "mmdebstrap", "builds the offline base image")
     message = str(err.value)
     assert "`apt-get install mmdebstrap` failed (exit 100)" in message and "Could not get lock" in message

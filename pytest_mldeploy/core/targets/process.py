@@ -216,8 +216,8 @@ def _working_directory(env: dict[str, str], workdir: Path) -> str:
 
 def _interpreter_for(deployment: "Deployment") -> str:
     """This interpreter when it satisfies the requirements (with `server: azureml`, Azure's server
-    too), else a cached venv's (which holds a copy of our server, see `environment.ensure_venv`)."""
-    from pytest_mldeploy.core.environment import ensure_venv, requirements_satisfied
+    too), else a cached venv's (which holds a copy of our server, see `host_venv.ensure_venv`)."""
+    from pytest_mldeploy.core.host_venv import ensure_venv, requirements_satisfied
 
     requirements = servers.requirements_for(deployment)
     if requirements_satisfied(requirements):
