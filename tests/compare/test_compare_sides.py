@@ -101,12 +101,31 @@ SAMPLE_REQUEST = """{"data": [
 """
 
 
-@pytest.fixture(scope="module")
-def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+#: Azure's own blue score.py: no input schema, the request parsed by hand.
+AZURE_BLUE_SCORE = '''"""Blue as Azure's sample writes it: no inference_schema decorators."""
+import json
+import os
+
+import joblib
+import numpy
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model", "sklearn_regression_model.pkl"))
+
+
+def run(raw_data):
+    data = numpy.array(json.loads(raw_data)["data"])
+    return model.predict(data).tolist()
+'''
+
+
+def rollout_folder(online: Path, blue_score: str) -> Path:
     """A folder shaped like Azure's safe-rollout sample: endpoints/online/managed/saferollout/{endpoint,blue-deployment,
-    green-deployment}.yml beside model-1 (blue: the diabetes regression) and model-2 (green: a constant)."""
-    online = tmp_path_factory.mktemp("cli") / "endpoints" / "online"
-    for n, score in ((1, BLUE_SCORE), (2, GREEN_SCORE)):
+    green-deployment}.yml beside model-1 (blue: the diabetes regression) and model-2 (green: a constant), each
+    model-N with its sample-request.json beside the onlinescoring code folder."""
+    for n, score in ((1, blue_score), (2, GREEN_SCORE)):
         model = online / f"model-{n}"
         (model / "model").mkdir(parents=True)
         shutil.copy2(EXAMPLE / "models" / "sklearn_regression_model.pkl", model / "model")
@@ -122,6 +141,44 @@ def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "blue-deployment.yml").write_text(DEPLOYMENT.format(name="blue", n=1))
     (folder / "green-deployment.yml").write_text(DEPLOYMENT.format(name="green", n=2))
     return folder
+
+
+@pytest.fixture(scope="module")
+def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The safe-rollout folder with the example's blue (an input schema, so generated requests too)."""
+    return rollout_folder(tmp_path_factory.mktemp("cli") / "endpoints" / "online", BLUE_SCORE)
+
+
+@pytest.fixture(scope="module")
+def azure_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The safe-rollout folder with Azure's schema-less blue: its sample-request.json is the only request there is."""
+    return rollout_folder(tmp_path_factory.mktemp("azure") / "endpoints" / "online", AZURE_BLUE_SCORE)
+
+
+def test_azure_request_file_is_found_and_green_fails_on_answers_and_sensitivity(azure_rollout: Path, tmp_path: Path,
+                                                                               monkeypatch, capsys) -> None:
+    # No --requests, no profile.requests, no input schema: model-1/sample-request.json (one 2-row request) is all there is.
+    monkeypatch.chdir(azure_rollout)
+    code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert code == 1, out
+    assert "sending model-2/sample-request.json" in out and "found beside the deployment's code" in out
+    assert data["requests"]["byKind"] == {"sample": 1}
+    gates = {g["name"]: g["status"] for g in data["gates"]}
+    assert gates["answers"] == "fail" and gates["sensitivity"] == "fail", gates
+    row = data["answers"]["worstRows"][0]
+    assert row["request"] == "model-2/sample-request.json" and row["candidate"] == 0.5
+    assert f"{row['baseline']} | 0.5" in out  # green's answer beside blue's
+    assert data["sensitivity"]["derived"] == 8 and "[0.5, 0.5]" in data["sensitivity"]["message"]
+
+
+def test_azure_blue_against_blue_passes_on_its_found_request(azure_rollout: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(azure_rollout)
+    assert main(["compare", "blue", "blue", "--target", "process", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["requests"]["byKind"] == {"sample": 1} and data["answers"]["rows"] == 2
+    assert data["sensitivity"]["passed"] and data["sensitivity"]["baselineDistinct"] == 9
 
 
 def test_green_constant_fails_against_blue_showing_both_answers(safe_rollout: Path, tmp_path: Path, monkeypatch, capsys) -> None:
