@@ -112,7 +112,7 @@ import numpy
 
 def init():
     global model
-    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model", "sklearn_regression_model.pkl"))
+    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "sklearn_regression_model.pkl"))
 
 
 def run(raw_data):
@@ -160,10 +160,12 @@ def test_azure_request_file_is_found_and_green_fails_on_answers_and_sensitivity(
     # No --requests, no profile.requests, no input schema: model-1/sample-request.json (one 2-row request) is all there is.
     monkeypatch.chdir(azure_rollout)
     code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     data = json.loads((tmp_path / "compare.json").read_text())
     assert code == 1, out
-    assert "sending model-2/sample-request.json" in out and "found beside the deployment's code" in out
+    notices = [line for line in captured.err.splitlines() if "found beside the deployment's code" in line]
+    assert len(notices) == 1 and "sending model-2/sample-request.json" in notices[0], captured.err
     assert data["requests"]["byKind"] == {"sample": 1}
     gates = {g["name"]: g["status"] for g in data["gates"]}
     assert gates["answers"] == "fail" and gates["sensitivity"] == "fail", gates
