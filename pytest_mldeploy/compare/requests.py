@@ -11,7 +11,7 @@
   (the properties check's strategy), seeded so every run and both sides get the same ones.
   The baseline's schema, because what the deployment in service accepts today must keep working.
 
-`derived_variants` makes seeded variants of the sample and example requests (every JSON number
+`derived_variants` makes a few seeded variants of the sample and example requests (every JSON number
 scaled by a factor in [0.5, 1.5]) for the sensitivity gate alone: one sample request is too few to
 tell whether an answer depends on its input, and a derived input is no real traffic for the answers gate.
 
@@ -146,20 +146,21 @@ def _scaled(value: Any, rng: random.Random) -> Any:
 
 
 def derived_variants(requests: list[CompareRequest], *, count: int, seed: int) -> list[CompareRequest]:
-    """`count` seeded variants of each JSON sample and example request, for the sensitivity gate only:
-    the same variants every run, none equal to a request already in `requests`."""
+    """`count` seeded variants of the JSON sample and example requests, taken in turn (so a thousand
+    samples cost no more than one), for the sensitivity gate only: the same variants every run, none
+    equal to a request already in `requests`."""
+    bases = [(r, body) for r in requests if r.kind in ("sample", "example") for body in [r.json_body()] if body is not None]
     rng = random.Random(seed)
     seen = {(r.body, r.content_type) for r in requests}
-    out = []
-    for request in requests:
-        body = request.json_body() if request.kind in ("sample", "example") else None
-        if body is None:
-            continue
-        for index in range(1, count + 1):
-            variant = json.dumps(_scaled(body, rng)).encode("utf-8")
-            if (variant, request.content_type) not in seen:
-                seen.add((variant, request.content_type))
-                out.append(CompareRequest("derived", f"{request.label} (variant {index})", variant, request.content_type))
+    out: list[CompareRequest] = []
+    for index in range(count * 2 if bases else 0):  # a variant equal to a request already sent is drawn again
+        if len(out) == count:
+            break
+        request, body = bases[index % len(bases)]
+        variant = json.dumps(_scaled(body, rng)).encode("utf-8")
+        if (variant, request.content_type) not in seen:
+            seen.add((variant, request.content_type))
+            out.append(CompareRequest("derived", f"{request.label} (variant {len(out) + 1})", variant, request.content_type))
     return out
 
 

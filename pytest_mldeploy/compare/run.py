@@ -29,7 +29,7 @@ from pytest_mldeploy.errors import ConfigError, ServiceError
 
 Progress = Callable[[str], None]
 
-#: Seeded variants of each sample and example request the sensitivity gate sends (never the answers gate).
+#: Seeded variants of the sample and example requests the sensitivity gate sends (never the answers gate).
 SENSITIVITY_VARIANTS = 8
 
 

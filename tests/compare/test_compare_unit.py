@@ -134,6 +134,9 @@ def test_derived_variants_are_seeded_scaled_copies_that_keep_booleans_and_string
     assert variants != derived_variants([sample, generated], count=8, seed=8)
     assert len(variants) == 8 and all(v.kind == "derived" and v.label.startswith("sample-request.json (variant") for v in variants)
     assert len({v.body for v in variants}) == 8 and sample.body not in {v.body for v in variants}
+    many = [CompareRequest("sample", f"line {i}", json.dumps({"data": [[float(i + 1)]]}).encode()) for i in range(100)]
+    assert [v.label for v in derived_variants(many, count=8, seed=0)][:2] == ["line 0 (variant 1)", "line 1 (variant 2)"]
+    assert len(derived_variants(many, count=8, seed=0)) == 8  # a long sample file costs no more
     for variant in variants:
         body = variant.json_body()
         assert body["flag"] is True and body["unit"] == "mg"
