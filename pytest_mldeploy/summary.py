@@ -1,6 +1,7 @@
 """The table `pytest --mldeploy` ends with: one row per deployment."""
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 
 
@@ -45,3 +46,17 @@ def checks_cell(entry: dict[str, Any]) -> str:
         total = sum(warned.values())
         cell += f", {total} warning{'s' if total != 1 else ''} ({', '.join(warned)})"
     return cell
+
+
+def record_outcome(deployments: dict[str, dict[str, Any]], recorded: str, outcome: str) -> None:
+    """Add one check item's recorded property (JSON) and pytest's verdict for it to `deployments`.
+
+    pytest's verdict, not the check's, so the table's counts agree with pytest's own.
+    """
+    data = json.loads(recorded)
+    entry = deployments.setdefault(data["deployment"], {})
+    entry.setdefault("checks", {})[data["check"]] = outcome
+    entry.setdefault("warnings", {})[data["check"]] = len(data.get("warnings", ()))
+    entry.update({k: data[k] for k in ("state", "target", "image") if data[k]})
+    if data["figures"]:
+        entry.setdefault("figures", {}).update(data["figures"])

@@ -244,10 +244,7 @@ def failure_report(
     if service is not None:
         sections.append(_section(f"service log (last {LOG_TAIL_LINES} lines)", service_log_tail(service)))
     if request is not None:
-        curl = curl_for(request, body_dir)
-        if "Authorization" in request.headers:
-            curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
-        sections.append(_section("reproduce with", curl))
+        sections.append(_reproduce(request, body_dir, "reproduce with"))
     return "\n\n".join(sections)
 
 
@@ -300,8 +297,13 @@ def death_report(
     for note in notes or ():
         sections.append(note)
     if request is not None:
-        curl = curl_for(request, body_dir)
-        if "Authorization" in request.headers:
-            curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
-        sections.append(_section("reproduce with (against a service started again, e.g. `mldeploy serve`)", curl))
+        sections.append(_reproduce(request, body_dir, "reproduce with (against a service started again, e.g. `mldeploy serve`)"))
     return "\n\n".join(sections)
+
+
+def _reproduce(request: Any, body_dir: Optional[Path], title: str) -> str:
+    """The section with the curl line that sends `request` again (the key read from the environment)."""
+    curl = curl_for(request, body_dir)
+    if "Authorization" in request.headers:
+        curl = f"export {KEY_ENV_VAR}=<the service key>\n" + curl
+    return _section(title, curl)

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BuildError
+from .cache import cache_root, file_lock
+from .environment import manylinux_platforms
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 DEFAULT_PYTHON = "3.11"  # the Python of DEFAULT_BASE_IMAGE and of the offline base
@@ -59,15 +61,6 @@ def source_date_epoch() -> int:
     """The timestamp stamped on every file of a reproducible output (env SOURCE_DATE_EPOCH wins)."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "")
     return int(value) if value.isdigit() else DEFAULT_SOURCE_DATE_EPOCH
-
-
-def manylinux_platforms(glibc_version: str, arch: str = "x86_64") -> list[str]:
-    """`manylinux_2_N` tags for N from the base's glibc down to 17, plus the legacy aliases."""
-    major, minor = (int(part) for part in glibc_version.split(".")[:2])
-    if major != 2 or minor < 17:
-        raise BuildError(f"base image glibc {glibc_version}: manylinux wheels need glibc >= 2.17; use a newer base image")
-    tags = [f"manylinux_2_{n}_{arch}" for n in range(minor, 16, -1)]
-    return tags + [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}", "linux_" + arch]
 
 
 def _docker_client(client=None):
@@ -198,8 +191,6 @@ def describe_base_image(image, tag: str, *, client=None) -> BaseImage:
 
 def _probe(image, tag: str, client) -> tuple[str, str]:
     """Run `python3` once in the image to read its version and glibc; remembered per image id."""
-    from .environment import cache_root
-
     probe_cache = cache_root() / "base-images.json"
     try:
         cache = json.loads(probe_cache.read_text())
@@ -337,8 +328,6 @@ def ensure_offline_base(
     waits, then finds the image the first imported.
     """
     import docker
-
-    from .environment import cache_root, file_lock
 
     client = _docker_client(client)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", tag)

@@ -1,9 +1,10 @@
 """The service image's Dockerfile, rendered from plain values (no Docker, no files).
 
 Layer order follows how often each input changes, so editing score.py rebuilds only the last
-layer: base → venv with the wheels (requirements) → settings → models → server → source. Only
-the label with the inputs hash (added by `core.image`) follows the source layer. No instruction
-copies an empty folder: a deployment without models has no models layer.
+layer: base → user and the settings all deployments share → venv with the wheels (requirements)
+→ the deployment's settings → models → server → source → labels (`core.image` adds the inputs
+hash to them). No instruction copies an empty folder: a deployment without models has no models
+layer.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import Mapping
 
 from pytest_mldeploy.server import contract as c
 
+from .environment import UV_TOOL
+
 SERVER_ROOT = "/opt/mldeploy"
 VENV = "/opt/venv"
 SERVICE_USER = "mldeploy"
 SERVICE_UID = 10001
+WHEELS = "/wheels"
 # Bumped whenever the template changes in a way the inputs hash must see.
-TEMPLATE_VERSION = "2"
+TEMPLATE_VERSION = "3"
 
 _HEALTHCHECK = (
     "import os, urllib.request; "
@@ -57,6 +61,27 @@ def key_value_instruction(keyword: str, items: Mapping[str, str]) -> str:
     return keyword + " " + " \\\n    ".join(pairs) + "\n"
 
 
+def install_venv() -> str:
+    """The RUN that makes VENV from the wheelhouse offline: uv when the wheelhouse carries it, else pip.
+
+    uv installs the same pinned set several times faster than pip and byte-compiles it like pip
+    does (the service user cannot write `__pycache__` later); its venv has no pip. When the
+    wheelhouse has no uv (`MLDEPLOY_INSTALLER=pip`, or it could not be fetched) or uv fails,
+    the step starts over with `python3 -m venv` and pip, as before.
+    """
+    uv = f"{WHEELS}/{UV_TOOL}"
+    common = f"--no-index --find-links {WHEELS} -r {WHEELS}/requirements.txt"
+    return (
+        f"RUN if [ -x {uv} ] && python3 -m venv --without-pip {VENV} \\\n"
+        f"      && {uv} pip install --quiet --python {VENV}/bin/python --no-cache --compile-bytecode \\\n"
+        f"         {common}; \\\n"
+        f"    then echo 'mldeploy: installed with uv'; \\\n"
+        f"    else rm -rf {VENV} && python3 -m venv {VENV} \\\n"
+        f"      && {VENV}/bin/python -m pip install --no-cache-dir --disable-pip-version-check \\\n"
+        f"         {common}; fi\n"
+    )
+
+
 def render_dockerfile(spec: DockerfileSpec) -> str:
     """The Dockerfile for a build context made by `core.image.write_build_context`.
 
@@ -88,9 +113,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         "# Stage 1: the virtual environment, installed offline from the wheelhouse.\n"
         "FROM ${BASE_IMAGE} AS venv\n"
         "COPY wheels/ /wheels/\n"
-        f"RUN python3 -m venv {VENV} \\\n"
-        f" && {VENV}/bin/python -m pip install --no-index --no-cache-dir --disable-pip-version-check \\\n"
-        "      --find-links /wheels -r /wheels/requirements.txt\n"
+        + install_venv()
         + key_value_instruction("LABEL", {"mldeploy.stage": "venv", **deployment_label})
         + "\n"
         "# Stage 2: the service; the wheels stay behind in stage 1.\n"
@@ -98,17 +121,20 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         f"RUN groupadd --system --gid {SERVICE_UID} {SERVICE_USER} \\\n"
         f" && useradd --system --no-log-init --uid {SERVICE_UID} --gid {SERVICE_UID} \\\n"
         f"      --home-dir /tmp --no-create-home --shell /usr/sbin/nologin {SERVICE_USER}\n"
-        f"COPY --from=venv {VENV} {VENV}\n"
-        # Settings sit before the content layers: each instruction is a commit in the classic
-        # builder, and after an edit to the source only what follows it is redone.
+        # The settings every deployment of this server kind shares come before the venv: the
+        # classic builder commits each instruction, a commit costs more the more layers lie
+        # below it, and here they are also shared from the build cache between deployments.
         f"WORKDIR {c.DEFAULT_APP_ROOT}\n"
-        + key_value_instruction("ENV", env)
-        + f"USER {SERVICE_USER}\n"
+        f"USER {SERVICE_USER}\n"
         f"EXPOSE {spec.port}\n"
         f"HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD {healthcheck}\n"
         f"CMD {command}\n"
-        + key_value_instruction("LABEL", spec.labels)
+        f"COPY --from=venv {VENV} {VENV}\n"
+        # The deployment's settings sit before the content layers, so after an edit to the
+        # source only what follows it is redone; its labels go last, with the inputs hash.
+        + key_value_instruction("ENV", env)
         + (f"COPY models/ {c.DEFAULT_APP_ROOT}/\n" if spec.models else "")
         + (f"COPY server/ {SERVER_ROOT}/\n" if ours else "")
         + f"COPY app/ {c.DEFAULT_APP_ROOT}/\n"
+        + key_value_instruction("LABEL", spec.labels)
     )

@@ -9,7 +9,6 @@ written atomically, so concurrent runs and interrupted builds never see half an 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -19,36 +18,44 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
+import zipfile
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import BuildError
+from .cache import cache_root, file_lock
 from .hashing import file_sha256
-from .base_image import manylinux_platforms
 from .server_copy import copy_server, server_files_hash
 
 PACKAGE_DIST = "pytest-mldeploy"
 # Fallback when the package metadata is unavailable; must equal pyproject's `server` extra
 # (a unit test keeps them in step).
 SERVER_REQUIREMENTS_FALLBACK = ("uvicorn>=0.30", "httptools>=0.6", 'uvloop>=0.19; sys_platform != "win32"')
+
+
+def manylinux_platforms(glibc_version: str, arch: str = "x86_64") -> list[str]:
+    """Wheel platform tags a base with `glibc_version` runs: `manylinux_2_N` from its glibc down to 17, then the legacy aliases."""
+    major, minor = (int(part) for part in glibc_version.split(".")[:2])
+    if major != 2 or minor < 17:
+        raise BuildError(f"base image glibc {glibc_version}: manylinux wheels need glibc >= 2.17; use a newer base image")
+    tags = [f"manylinux_2_{n}_{arch}" for n in range(minor, 16, -1)]
+    return tags + [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}", "linux_" + arch]
+
+
 # Debian bookworm (the default bases) has glibc 2.36, so every manylinux wheel up to 2_36 runs.
 DEFAULT_PLATFORMS = tuple(manylinux_platforms("2.36"))
 _HASH_FORMAT = "mldeploy-env-1"
+# The uv executable a wheelhouse carries for the image's install step, beside the wheels (the
+# build context copies the wheelhouse's files); not a wheel, so it is neither pinned nor installed.
+UV_TOOL = "uv"
+INSTALLER_VARIABLE = "MLDEPLOY_INSTALLER"
+INSTALLERS = ("uv", "pip")
 
 Platform = Union[str, Sequence[str]]
-
-
-def cache_root() -> Path:
-    """Where mldeploy keeps wheelhouses, venvs and build scratch: MLDEPLOY_CACHE_DIR, else ~/.cache/mldeploy."""
-    explicit = os.environ.get("MLDEPLOY_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mldeploy"
 
 
 def server_requirements() -> list[str]:
@@ -143,18 +150,6 @@ def _failing_requirement(log: str, requirements: Sequence[str]) -> str:
     return ", ".join(requirements)
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path` (created with its folder) for the `with` block; other processes wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def wheel_pins(wheelhouse: Path) -> list[str]:
     """`name==version` for every wheel in `wheelhouse`, sorted: the resolved set as requirements."""
     pins = set()
@@ -168,10 +163,30 @@ def wheelhouse_digest(wheelhouse: Path) -> str:
     """A sha256 over the wheelhouse's wheel names and contents (from its manifest when present)."""
     manifest = wheelhouse / "manifest.json"
     try:
-        wheels = json.loads(manifest.read_text())["wheels"]
+        recorded = json.loads(manifest.read_text())
+        wheels, tools = recorded["wheels"], recorded.get("tools", {})
     except (OSError, ValueError, KeyError):
         wheels = {p.name: file_sha256(p) for p in sorted(wheelhouse.glob("*.whl"))}
-    return hashlib.sha256(json.dumps(wheels, sort_keys=True).encode()).hexdigest()
+        tools = {UV_TOOL: file_sha256(wheelhouse / UV_TOOL)} if (wheelhouse / UV_TOOL).is_file() else {}
+    # A wheelhouse without tools hashes as before, so images built before uv keep their tags.
+    content = {**wheels, **tools} if tools else wheels
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def installer() -> str:
+    """Which tool installs the wheelhouse in the image: `uv` (default) or `pip` (env MLDEPLOY_INSTALLER)."""
+    chosen = os.environ.get(INSTALLER_VARIABLE, "uv").strip().lower() or "uv"
+    if chosen not in INSTALLERS:
+        raise BuildError(f"{INSTALLER_VARIABLE}={chosen!r}: unknown installer; set it to one of {', '.join(INSTALLERS)} or unset it")
+    return chosen
+
+
+def host_uv_version() -> Optional[str]:
+    """The version of the `uv` distribution installed beside mldeploy, or None when it is absent."""
+    try:
+        return importlib.metadata.version("uv")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def ensure_wheelhouse(
@@ -194,7 +209,11 @@ def ensure_wheelhouse(
     merged = merge_requirements(requirements)
     platforms = _platform_list(platform)
     binary = sorted({name for name in map(_name, binary_only) if name})
-    key = requirements_hash(merged + [f"--only-binary {','.join(binary)}"] if binary else merged, python_version, platforms)
+    tool = installer()
+    uv_version = host_uv_version() if tool == "uv" else None
+    # The key says whether the wheelhouse carries uv: `MLDEPLOY_INSTALLER=pip` gets its own.
+    keyed = merged + ([f"--only-binary {','.join(binary)}"] if binary else []) + ([f"--installer uv=={uv_version}"] if uv_version else [])
+    key = requirements_hash(keyed, python_version, platforms)
     root = Path(cache_dir) if cache_dir else cache_root() / "wheelhouses"
     final = root / key
     if (final / "manifest.json").is_file():
@@ -205,13 +224,22 @@ def ensure_wheelhouse(
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
         try:
-            _resolve_into(tmp, merged, python_version, platforms, binary)
+            fetch_uv = _start_uv_download(tmp, uv_version, python_version, platforms) if uv_version else None
+            try:
+                _resolve_into(tmp, merged, python_version, platforms, binary)
+            finally:
+                uv_wheel = _finish_uv_download(fetch_uv) if fetch_uv else None
+            tools = {}
+            if uv_wheel is not None:
+                _extract_uv(uv_wheel, tmp / UV_TOOL)
+                tools[UV_TOOL] = file_sha256(tmp / UV_TOOL)
+                shutil.rmtree(uv_wheel.parent)
             wheels = {p.name: file_sha256(p) for p in sorted(tmp.glob("*.whl"))}
             pins = wheel_pins(tmp)
             # What the image installs: exactly the resolved set, offline.
             (tmp / "requirements.txt").write_text("\n".join(pins) + "\n")
             manifest = {"hash": key, "python_version": python_version, "platforms": platforms,
-                        "requirements": merged, "pins": pins, "wheels": wheels}
+                        "requirements": merged, "pins": pins, "wheels": wheels, "tools": tools}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if final.exists():  # a half-written directory from an older version: replace it
                 shutil.rmtree(final)
@@ -221,15 +249,55 @@ def ensure_wheelhouse(
     return final
 
 
+def _target_args(python_version: str, platforms: Sequence[str]) -> list[str]:
+    """`pip download` options that pick wheels for CPython `python_version` on `platforms`, not the host."""
+    abi = "cp" + python_version.replace(".", "")
+    args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
+            "--abi", abi, "--abi", "abi3", "--abi", "none"]
+    for tag in platforms:
+        args += ["--platform", tag]
+    return args
+
+
+def _start_uv_download(directory: Path, version: str, python_version: str,
+                       platforms: Sequence[str]) -> tuple[subprocess.Popen, Path]:
+    """Start fetching the `uv==version` wheel for the image, beside the main resolve (both wait on the network)."""
+    folder = directory / ".uv-wheel"
+    folder.mkdir()
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *_target_args(python_version, platforms),
+           "-d", str(folder), f"uv=={version}", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PIP_NO_COLOR="1"))
+    return proc, folder
+
+
+def _finish_uv_download(started: tuple[subprocess.Popen, Path]) -> Optional[Path]:
+    """The downloaded uv wheel, or None when it could not be fetched (the image then installs with pip)."""
+    proc, folder = started
+    proc.wait()
+    found = sorted(folder.glob("uv-*.whl"))
+    if proc.returncode == 0 and found:
+        return found[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _extract_uv(wheel: Path, target: Path) -> None:
+    """Copy the `uv` executable out of its wheel (`uv-X.data/scripts/uv`) to `target`, executable."""
+    with zipfile.ZipFile(wheel) as archive:
+        member = next((n for n in archive.namelist() if re.fullmatch(r"uv-[^/]+\.data/scripts/uv", n)), None)
+        if member is None:
+            raise BuildError(f"{wheel.name}: no uv executable in the wheel; set {INSTALLER_VARIABLE}=pip to install with pip")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    target.chmod(0o755)
+
+
 def _resolve_into(directory: Path, requirements: list[str], python_version: str, platforms: list[str],
                   binary_only: Sequence[str] = ()) -> None:
     (directory / "requirements.in").write_text("\n".join(requirements) + "\n")
-    abi = "cp" + python_version.replace(".", "")
-    args = ["download", "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-            "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(directory), "-r", "requirements.in"]
-    for tag in platforms:
-        args += ["--platform", tag]
-    download = _pip(args, cwd=directory)
+    download = _pip(["download", *_target_args(python_version, platforms), "-d", str(directory), "-r", "requirements.in"],
+                    cwd=directory)
     if download.returncode == 0:
         return
     host = "%d.%d" % sys.version_info[:2]

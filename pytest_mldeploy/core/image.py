@@ -18,21 +18,22 @@ import shutil
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BuildError
 from ..server import contract
 from . import dockerfile as df
 from . import servers
 from .base_choice import check_python_pin, choose_base
 from .base_image import BaseImage, Progress, python_base_tag, source_date_epoch
+from .cache import cache_root
 from .hashing import file_sha256
 from .registry import Registry
 from .server_copy import copy_server
-from .environment import UnresolvableRequirement, cache_root, ensure_wheelhouse, wheelhouse_digest
+from .environment import UnresolvableRequirement, ensure_wheelhouse, wheelhouse_digest
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -246,7 +247,8 @@ def _prepare_context(
     parts = {name: tree_digest(out / name) for name in ("models", "server", "app")}
     digest = inputs_hash(base.id, wheelhouse_digest(wheelhouse), parts, body)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch()))
-    text = body + df.key_value_instruction("LABEL", {"mldeploy.inputs": digest, "org.opencontainers.image.created": created})
+    # One LABEL instruction at the end (each is a commit): the inputs hash joins the deployment's labels.
+    text = df.render_dockerfile(replace(spec, labels={**labels, "mldeploy.inputs": digest, "org.opencontainers.image.created": created}))
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n")
     normalise_tree(out)

@@ -16,9 +16,7 @@ removes such orphans while holding the lock (see `Registry.gc`).
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -31,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-from pytest_mldeploy.core.hashing import file_sha256
+from pytest_mldeploy.core.model_content import Content, copy_file, describe, fsync_dir, remove, tree_size
 from pytest_mldeploy.core.model_spec import ModelSpec
 from pytest_mldeploy.core.names import NAME_PATTERN
 from pytest_mldeploy.errors import RegistryError
@@ -41,8 +39,6 @@ LOCK_FILE = ".lock"
 OBJECTS_DIR = "objects"
 TMP_DIR = "tmp"
 INDEX_FORMAT = 1
-_FOLDER_HEADER = b"mldeploy-folder-v1\n"
-_CHUNK = 1 << 20
 _STALE_SECONDS = 24 * 3600
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -83,14 +79,6 @@ class GcResult:
     removed_objects: List[str]
     removed_temp: int
     freed_bytes: int
-
-
-@dataclass(frozen=True)
-class _Content:
-    sha256: str
-    is_dir: bool
-    size: int
-    files: Tuple[Tuple[str, bool, Path], ...]  # (relative posix path, executable, source) for folders
 
 
 class DeploymentModels(Protocol):
@@ -175,7 +163,7 @@ class Registry:
         if os.path.lexists(target):
             if not exist_ok:
                 raise RegistryError(f"{target} already exists; pass exist_ok=True to overwrite it")
-            _remove(target)
+            remove(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         if model.is_dir:
             shutil.copytree(model.path, target, copy_function=shutil.copy2)
@@ -279,11 +267,11 @@ class Registry:
             sha = entry.name
             if sha in named or sha == keep or not _SHA256.fullmatch(sha):
                 continue
-            freed += _size(entry)
-            _remove(entry)
+            freed += tree_size(entry)
+            remove(entry)
             removed.append(sha)
         if removed:
-            _fsync_dir(objects)
+            fsync_dir(objects)
         return removed, freed
 
     def _register(
@@ -305,7 +293,7 @@ class Registry:
             raise RegistryError(f"cannot register model {name!r}: {path} does not exist")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise RegistryError(f"cannot register model {name!r}: version must be a whole number >= 1, got {version!r}")
-        content = _describe(source)
+        content = describe(source)
         meta = {
             "filename": source.name,
             "tags": _str_map(tags),
@@ -332,7 +320,7 @@ class Registry:
                     if staged is None:  # content was garbage-collected since we looked
                         staged = self._stage(source, content)
                     os.rename(staged, target)
-                    _fsync_dir(target.parent)
+                    fsync_dir(target.parent)
                 record = {**meta, "sha256": content.sha256, "is_dir": content.is_dir, "size": content.size,
                           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
                 versions[str(number)] = record
@@ -340,7 +328,7 @@ class Registry:
                 return self._model(name, number, record)
         finally:
             if staged is not None:  # its staging folder (empty when the content was moved into the store)
-                _remove(staged.parent)
+                remove(staged.parent)
 
     def _reusable(
         self, name: str, versions: Dict[str, Any], version: Optional[int], sha: str, meta: Dict[str, Any],
@@ -363,7 +351,7 @@ class Registry:
                 return self._model(name, latest, record)
         return None
 
-    def _stage(self, source: Path, content: _Content) -> Path:
+    def _stage(self, source: Path, content: Content) -> Path:
         """Copy the content into a fresh folder under tmp/ (read-only, fsynced) and check its hash."""
         tmp = self.root / TMP_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
@@ -373,13 +361,13 @@ class Registry:
             for rel, executable, src in content.files:
                 dst = staged / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                _copy_file(src, dst, executable)
-            copied = _describe(staged)
+                copy_file(src, dst, executable)
+            copied = describe(staged)
         else:
-            _copy_file(source, staged, False)
-            copied = _describe(staged)
+            copy_file(source, staged, False)
+            copied = describe(staged)
         if copied.sha256 != content.sha256:
-            _remove(tmp)
+            remove(tmp)
             raise RegistryError(f"{source} changed while it was being registered; try again")
         return staged
 
@@ -396,7 +384,7 @@ class Registry:
                 except FileNotFoundError:
                     continue
                 if not _alive(pid_text) or age > _STALE_SECONDS:
-                    _remove(entry)
+                    remove(entry)
                     removed += 1
         return removed
 
@@ -433,7 +421,7 @@ class Registry:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -485,48 +473,6 @@ def _matches(values: Mapping[str, str], conditions: List[Tuple[str, Optional[str
     return all(key in values and (want is None or values[key] == want) for key, want in conditions)
 
 
-def _describe(source: Path) -> _Content:
-    """Hash a file, or a folder by its sorted listing of (relative path, executable bit, content hash)."""
-    if source.is_file():
-        return _Content(file_sha256(source), False, source.stat().st_size, ())
-    if not source.is_dir():
-        raise RegistryError(f"cannot register {source}: not a regular file or folder")
-    files: List[Tuple[str, bool, Path]] = []
-    for folder, dirs, names in os.walk(source):
-        dirs.sort()
-        for d in dirs:
-            if os.path.islink(os.path.join(folder, d)):
-                raise RegistryError(f"cannot register {source}: {os.path.join(folder, d)} is a symlinked folder; copy it in instead")
-        for fname in sorted(names):
-            full = Path(folder) / fname
-            if not full.is_file():
-                raise RegistryError(f"cannot register {source}: {full} is not a regular file")
-            files.append((full.relative_to(source).as_posix(), bool(full.stat().st_mode & stat.S_IXUSR), full))
-    files.sort(key=lambda f: f[0])
-    digest = hashlib.sha256(_FOLDER_HEADER)
-    size = 0
-    for rel, executable, full in files:
-        digest.update(json.dumps([rel, int(executable), file_sha256(full)]).encode() + b"\n")
-        size += full.stat().st_size
-    return _Content(digest.hexdigest(), True, size, tuple(files))
-
-
-def _copy_file(src: Path, dst: Path, executable: bool) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout, _CHUNK)
-        fout.flush()
-        os.fsync(fout.fileno())
-    os.chmod(dst, 0o555 if executable else 0o444)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _alive(pid_text: str) -> bool:
     try:
         os.kill(int(pid_text), 0)
@@ -537,27 +483,3 @@ def _alive(pid_text: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _size(path: Path) -> int:
-    """Bytes of a file, or of every file under a folder (0 when it vanished)."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
-        return path.lstat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or folder, including read-only content; missing is fine."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise

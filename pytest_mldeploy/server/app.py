@@ -10,16 +10,17 @@ import hmac
 import json
 import logging
 import os
-import struct
 import threading
 import time
 import traceback
 from typing import Awaitable, Callable, Optional
 
-from pytest_mldeploy import __version__
+from pytest_mldeploy._version import __version__
 
 from . import admission, amlhttp, swagger
 from .contract import HEALTH_ROUTE, MAX_BODY_BYTES_VAR, SCORE_ROUTE, SWAGGER_ROUTE
+from .readiness import SharedReadiness
+from .request_head import RequestHead, new_request_id
 from .runner import RunThread, ScoringInterrupted, ScoringTimeout, WorkerStuck
 from .settings import Settings
 from .user_script import BadRequest, ScriptError, UserScript
@@ -63,79 +64,11 @@ _ALLOW_HEALTH = (b"allow", b"GET, HEAD, OPTIONS")
 _ALLOW_SWAGGER = (b"allow", b"GET, OPTIONS")
 
 
-class SharedReadiness:
-    """Memory shared across fork: one byte per worker (the service is ready when every worker is)
-    and each worker's heartbeat (when its event loop last ran), which the supervisor watches."""
-
-    _BEAT = struct.Struct("d")
-
-    def __init__(self, workers: int) -> None:
-        import mmap
-
-        self._beats_at = -(-workers // 8) * 8  # the heartbeats start 8-byte aligned after the flags
-        self._memory = mmap.mmap(-1, self._beats_at + self._BEAT.size * workers)
-        self._workers = workers
-
-    def beat(self, index: int) -> None:
-        """Record that worker `index`'s event loop is running now (monotonic clock, shared by all processes)."""
-        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, time.monotonic())
-
-    def last_beat(self, index: int) -> float:
-        """When worker `index` last beat (0.0 before its first beat)."""
-        return self._BEAT.unpack_from(self._memory, self._beats_at + self._BEAT.size * index)[0]
-
-    def is_ready(self, index: int) -> bool:
-        """True when worker `index` has finished init()."""
-        return self._memory[index] == 1
-
-    def mark(self, index: int) -> None:
-        """Record that worker `index` has finished init()."""
-        self._memory[index] = 1
-
-    def clear(self, index: int) -> None:
-        """Record that worker `index` is starting again (its replacement has not finished init())."""
-        self._memory[index] = 0
-        self._BEAT.pack_into(self._memory, self._beats_at + self._BEAT.size * index, 0.0)
-
-    def all_ready(self) -> bool:
-        """True when every worker has finished init()."""
-        return self._memory[: self._workers].count(1) == self._workers
-
-
-_REQUEST_HEADERS = {
-    b"content-length": "content_length",
-    b"authorization": "authorization",
-    b"x-request-id": "request_id",
-    b"x-ms-request-id": "legacy_id",
-    b"x-ms-client-request-id": "client_id",
-    b"origin": "origin",
-    b"traceid": "trace_id",
-    b"access-control-request-method": "preflight_method",
-    b"access-control-request-headers": "preflight_headers",
-}
-
-
-class _Request:
-    """The few header values the server itself reads, found in one pass."""
-
-    __slots__ = ("request_id", "legacy_id", "client_id", "origin", "authorization", "content_length",
-                 "trace_id", "preflight_headers", "preflight_method")
-
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.request_id = self.legacy_id = self.client_id = b""
-        self.origin = self.authorization = self.content_length = self.trace_id = None
-        self.preflight_headers = self.preflight_method = None
-        for name, value in headers:
-            attribute = _REQUEST_HEADERS.get(name)
-            if attribute is not None:
-                setattr(self, attribute, value)
-
-
 class ScoringApp:
     """The ASGI app for one entry script. Lifespan start-up loads the script and runs init() on a thread."""
 
     def __init__(self, settings: Settings, public_url: Optional[str] = None,
-                 readiness: Optional["SharedReadiness"] = None, worker_index: int = 0,
+                 readiness: Optional[SharedReadiness] = None, worker_index: int = 0,
                  restart_reason: Optional[str] = None) -> None:
         self.settings = settings
         #: Why GET / answers 503 although init() is done (a stuck run thread); None while healthy.
@@ -217,7 +150,7 @@ class ScoringApp:
     # ---- routing -------------------------------------------------------------------------------
 
     async def _http(self, scope: dict, receive: Receive, send: Send) -> None:
-        request = _Request(scope["headers"])
+        request = RequestHead(scope["headers"])
         base = self._base_headers(request)
         if base is None:
             await self._send(send, 431, _message(
@@ -261,7 +194,7 @@ class ScoringApp:
         else:
             await self._send(send, 404, _message(MSG_NOT_FOUND), base + [_JSON])
 
-    async def _score_route(self, scope: dict, receive: Receive, send: Send, request: _Request,
+    async def _score_route(self, scope: dict, receive: Receive, send: Send, request: RequestHead,
                            base: list, method: str) -> None:
         if method == "OPTIONS":
             await self._options(send, request, base)
@@ -336,7 +269,7 @@ class ScoringApp:
             return
         await self._send(send, 200, payload, base + [_JSON, _FAILED[False], exec_ms])
 
-    async def _read_body(self, receive: Receive, request: _Request) -> Optional[bytes]:
+    async def _read_body(self, receive: Receive, request: RequestHead) -> Optional[bytes]:
         """The whole body, or None past the limit (refused on Content-Length before reading any of it)."""
         limit = self.settings.max_body_bytes
         if request.content_length is not None:
@@ -387,7 +320,7 @@ class ScoringApp:
             self._swagger_cache[version] = json.dumps(document, indent=2).encode("utf-8")
         await self._send(send, 200, self._swagger_cache[version], base + [_JSON])
 
-    def _authorised(self, request: _Request) -> bool:
+    def _authorised(self, request: RequestHead) -> bool:
         """`Authorization: Bearer <key>` with one of the keys; the scheme is case-insensitive (RFC 9110)."""
         if not self._keys:
             return True
@@ -401,7 +334,7 @@ class ScoringApp:
     async def _unauthorised(self, send: Send, base: list) -> None:
         await self._send(send, 401, _message(MSG_UNAUTHORIZED), base + [_JSON, (b"www-authenticate", b"Bearer")])
 
-    async def _options(self, send: Send, request: _Request, base: list) -> None:
+    async def _options(self, send: Send, request: RequestHead, base: list) -> None:
         headers = base + [_HTML, _FAILED[False]]
         if request.preflight_method is not None and self._origin_allowed(request.origin):
             headers.append((b"access-control-allow-methods", _ALLOWED_METHODS))
@@ -466,9 +399,9 @@ class ScoringApp:
 
     # ---- responses -----------------------------------------------------------------------------
 
-    def _base_headers(self, request: _Request) -> Optional[list[tuple[bytes, bytes]]]:
+    def _base_headers(self, request: RequestHead) -> Optional[list[tuple[bytes, bytes]]]:
         """Azure's request-id headers (None when an id is too long: 431), server version, CORS."""
-        request_id = request.request_id or _new_request_id()
+        request_id = request.request_id or new_request_id()
         legacy, client = request.legacy_id, request.client_id
         if legacy:
             client = client or legacy
@@ -491,42 +424,6 @@ class ScoringApp:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-class _RandomPool:
-    """Random bytes drawn from os.urandom 4 KiB at a time: one system call per 256 request ids, not one each.
-
-    Emptied in a forked child, so two workers never hand out the same ids.
-    """
-
-    SIZE = 4096
-
-    def __init__(self) -> None:
-        self._bytes = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self.clear)
-
-    def clear(self) -> None:
-        self._bytes, self._at = b"", 0
-
-    def take(self, count: int) -> bytes:
-        at = self._at
-        if at + count > len(self._bytes):
-            self._bytes, at = os.urandom(self.SIZE), 0
-        self._at = at + count
-        return self._bytes[at:at + count]
-
-
-_random = _RandomPool()
-
-
-def _new_request_id() -> bytes:
-    """A random (version 4) UUID as ASCII bytes, as `str(uuid.uuid4()).encode()` gives but without its system call."""
-    raw = bytearray(_random.take(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}".encode()
 
 
 def _message(text: str) -> bytes:

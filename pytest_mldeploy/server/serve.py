@@ -17,7 +17,8 @@ import time
 from typing import Optional
 
 from . import admission
-from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp, SharedReadiness
+from .app import SERVER_VERSION, STUCK_EXIT_CODE, ScoringApp
+from .readiness import SharedReadiness
 from .settings import Settings
 
 log = logging.getLogger("mldeploy.server")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -111,12 +113,30 @@ def test_default_platforms_reach_the_manylinux_tags_modern_wheels_use():
     assert "manylinux2014_x86_64" in env.DEFAULT_PLATFORMS
 
 
-def test_server_files_are_the_package_init_and_the_server_only():
+def test_manylinux_platforms_cover_the_glibc_range():
+    tags = env.manylinux_platforms("2.36")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_17_x86_64" in tags and "manylinux_2_16_x86_64" not in tags
+    assert tags[-4:] == ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+    with pytest.raises(BuildError, match="glibc 2.12"):
+        env.manylinux_platforms("2.12")
+
+
+def test_environment_does_not_import_the_base_image_module():
+    # base_image needs the wheelhouse's platform tags; the wheelhouse must not need Docker's side back.
+    code = ("import sys, pytest_mldeploy.core.environment; "
+            "print('pytest_mldeploy.core.base_image' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_server_files_are_the_package_stub_its_version_and_the_server_only():
     files = server_copy.server_files()
     rels = [rel for rel, _ in files]
     assert rels[0] == "pytest_mldeploy/__init__.py"
     assert "pytest_mldeploy/server/__init__.py" in rels
-    assert all(rel.startswith(("pytest_mldeploy/server/", "pytest_mldeploy/__init__.py")) for rel in rels)
+    assert rels[1] == "pytest_mldeploy/_version.py"
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in rels[2:])
     assert not any("__pycache__" in rel or rel.endswith(".pyc") for rel in rels)
 
 
@@ -141,6 +161,43 @@ def test_wheelhouse_is_reused_from_the_cache_without_pip(local_index):
     again = env.ensure_wheelhouse(["tinyapp==1.0"])
     assert again == first
     assert env.wheelhouse_digest(again) == digest
+
+
+def _fake_uv_wheel(links: Path, version: str) -> None:
+    """A `uv` wheel whose executable is a shell script, as uv ships it: `uv-X.data/scripts/uv`."""
+    wheel = make_wheel(links, "uv", version)
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr(f"uv-{version}.data/scripts/uv", "#!/bin/sh\necho fake uv\n")
+
+
+def test_wheelhouse_carries_uv_for_the_image_outside_the_pins(local_index, monkeypatch):
+    _fake_uv_wheel(local_index, "99.0")
+    monkeypatch.setattr(env, "host_uv_version", lambda: "99.0")
+    house = env.ensure_wheelhouse(["tinyapp==1.0"])
+    tool = house / env.UV_TOOL
+    assert tool.read_text() == "#!/bin/sh\necho fake uv\n" and os.access(tool, os.X_OK)
+    # uv installs the venv; it is not one of its packages
+    assert "uv==99.0" not in (house / "requirements.txt").read_text().split()
+    assert not list(house.glob("uv-*.whl")) and not (house / ".uv-wheel").exists()
+    manifest = json.loads((house / "manifest.json").read_text())
+    assert list(manifest["tools"]) == [env.UV_TOOL]
+    monkeypatch.setenv(env.INSTALLER_VARIABLE, "pip")
+    with_pip = env.ensure_wheelhouse(["tinyapp==1.0"])
+    assert with_pip != house and not (with_pip / env.UV_TOOL).exists()
+    assert env.wheelhouse_digest(with_pip) != env.wheelhouse_digest(house)
+
+
+def test_wheelhouse_without_a_fetchable_uv_still_resolves(local_index, monkeypatch):
+    monkeypatch.setattr(env, "host_uv_version", lambda: "98.0")  # no such wheel in the index
+    house = env.ensure_wheelhouse(["tinyapp==1.0"])
+    assert (house / "requirements.txt").is_file() and not (house / env.UV_TOOL).exists()
+    assert json.loads((house / "manifest.json").read_text())["tools"] == {}
+
+
+def test_unknown_installer_names_the_variable_and_the_choices(local_index, monkeypatch):
+    monkeypatch.setenv(env.INSTALLER_VARIABLE, "conda")
+    with pytest.raises(BuildError, match=r"MLDEPLOY_INSTALLER='conda': unknown installer; set it to one of uv, pip"):
+        env.ensure_wheelhouse(["tinyapp==1.0"])
 
 
 def test_wheelhouse_failure_names_the_requirement(local_index, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_mldeploy.core import dockerfile as df
-from pytest_mldeploy.core import base_choice, image, server_copy
+from pytest_mldeploy.core import base_choice, environment, image, server_copy
 from pytest_mldeploy.core.base_image import BaseImage
 from pytest_mldeploy.core.config import load_project
 from pytest_mldeploy.core.environment import server_requirements
@@ -99,9 +99,14 @@ def test_dockerfile_layers_are_ordered_by_how_often_they_change():
         "COPY models/ /var/azureml-app/", "COPY server/ /opt/mldeploy/", "COPY app/ /var/azureml-app/",
     )]
     assert order == sorted(order)
-    # Settings are committed before the content, so a source edit redoes only the last COPY.
+    # Settings are committed before the content, so a source edit redoes only the last COPY and the labels.
     assert text.index("ENV ") < text.index("COPY models/")
-    assert text.rstrip().endswith("COPY app/ /var/azureml-app/")
+    last = text.rstrip().split("\nCOPY app/ /var/azureml-app/\n")[1]
+    assert last.startswith("LABEL ") and "\nCOPY " not in last and 'mldeploy.models="m:1"' in last
+    # What every deployment shares is committed on the thin base, before the venv.
+    stage2 = text.split("FROM ${BASE_IMAGE}\n")[1]
+    for shared in ("WORKDIR ", "USER ", "EXPOSE ", "HEALTHCHECK ", "CMD "):
+        assert stage2.index(shared) < stage2.index("COPY --from=venv"), shared
 
 
 def test_dockerfile_runs_the_server_as_non_root_on_5001_with_a_python_healthcheck():
@@ -117,7 +122,17 @@ def test_dockerfile_runs_the_server_as_non_root_on_5001_with_a_python_healthchec
     assert 'MLDEPLOY_HOST="0.0.0.0"' in text and 'MLDEPLOY_PORT="5001"' in text
     assert "--find-links /wheels -r /wheels/requirements.txt" in text
     # The wheels are only in the first stage.
-    assert text.count("/wheels/") == 2 and text.index("/wheels/") < text.index("FROM ${BASE_IMAGE}\n")
+    assert text.rindex("/wheels") < text.index("FROM ${BASE_IMAGE}\n")
+
+
+def test_dockerfile_installs_with_the_wheelhouse_uv_and_falls_back_to_pip():
+    run = _render().split("COPY wheels/ /wheels/\n")[1].split("\nLABEL ")[0]
+    assert run.startswith("RUN if [ -x /wheels/uv ] && python3 -m venv --without-pip /opt/venv")
+    uv, pip = run.split("; \\\n    else ")
+    assert "/wheels/uv pip install" in uv and "--compile-bytecode" in uv and "--no-index" in uv
+    # pip path: starts over from a fresh venv with pip, offline, as before uv
+    assert pip.startswith("rm -rf /opt/venv && python3 -m venv /opt/venv")
+    assert "-m pip install" in pip and "--no-index --find-links /wheels -r /wheels/requirements.txt; fi" in pip
 
 
 def test_dockerfile_quotes_values_so_the_shell_and_docker_do_not_expand_them():
@@ -230,13 +245,28 @@ def test_context_holds_everything_a_plain_docker_build_needs(project_dir, tmp_pa
     assert {int(p.stat().st_mtime) for p in context.rglob("*")} == {image.source_date_epoch()}
 
 
+def test_context_carries_the_wheelhouse_uv_executable(project_dir, tmp_path, monkeypatch):
+    # What the Dockerfile's `[ -x /wheels/uv ]` looks for must reach the context, executable.
+    links = Path(os.environ["PIP_FIND_LINKS"])
+    _wheel(links, "uv", "99.0")
+    with zipfile.ZipFile(links / "uv-99.0-py3-none-any.whl", "a") as archive:
+        archive.writestr("uv-99.0.data/scripts/uv", "#!/bin/sh\n")
+    monkeypatch.setattr(environment, "host_uv_version", lambda: "99.0")
+    context = _context(project_dir, tmp_path / "ctx")
+    tool = context / "wheels" / environment.UV_TOOL
+    assert tool.read_text() == "#!/bin/sh\n" and os.access(tool, os.X_OK)
+    assert "uv==" not in (context / "wheels" / "requirements.txt").read_text()
+    assert f"[ -x /wheels/{environment.UV_TOOL} ]" in (context / "Dockerfile").read_text()
+
+
 def test_context_copies_only_what_the_server_needs(project_dir, tmp_path):
     context = _context(project_dir, tmp_path / "ctx")
     copied = {p.relative_to(context / "server").as_posix(): p.read_bytes()
               for p in (context / "server").rglob("*") if p.is_file()}
     assert copied == dict(server_copy.server_files())
     assert copied["pytest_mldeploy/__init__.py"] == server_copy.package_stub()
-    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied if rel != "pytest_mldeploy/__init__.py")
+    assert all(rel.startswith("pytest_mldeploy/server/") for rel in copied
+               if rel not in ("pytest_mldeploy/__init__.py", "pytest_mldeploy/_version.py"))
 
 
 def test_context_hash_is_stable_for_the_same_inputs(project_dir, tmp_path):

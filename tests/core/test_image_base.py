@@ -60,15 +60,6 @@ def test_mmdebstrap_command_is_slim_and_reproducible(tmp_path):
     assert cmd[-3:] == ["bookworm", str(tmp_path / "r.tar"), "deb http://m/debian bookworm main"]
 
 
-def test_manylinux_platforms_cover_the_glibc_range():
-    tags = bi.manylinux_platforms("2.36")
-    assert tags[0] == "manylinux_2_36_x86_64"
-    assert "manylinux_2_17_x86_64" in tags and "manylinux_2_16_x86_64" not in tags
-    assert tags[-4:] == ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
-    with pytest.raises(BuildError, match="glibc 2.12"):
-        bi.manylinux_platforms("2.12")
-
-
 def test_usable_modes_are_known_modes():
     modes = bi.usable_modes()
     assert set(modes) <= set(bi.MODES)

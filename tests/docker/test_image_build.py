@@ -171,7 +171,7 @@ def test_a_failing_run_step_is_named_with_its_log(client, base, own_project, tmp
         docker_build(client, context, f"{image_repository(name)}:broken")
     message = str(caught.value)
     assert f"image {image_repository(name)}:broken: build failed at step 4/" in message
-    assert ": RUN python3 -m venv /opt/venv" in message.splitlines()[0]
+    assert ": RUN if [ -x /wheels/uv ] && python3 -m venv" in message.splitlines()[0]
     assert "not-in-the-wheelhouse" in message
     assert "Traceback" not in message
     assert "\x1b[" not in message

@@ -251,7 +251,7 @@ def test_the_base_image_fallback_notice_is_said_once_per_run() -> None:
 
 
 def test_a_check_warning_points_at_its_deployments_key(tmp_path: Path) -> None:
-    from pytest_mldeploy.plugin import _deployment_line
+    from pytest_mldeploy.config_files import deployment_line as _deployment_line
 
     config = tmp_path / "mldeploy.yaml"
     config.write_text(textwrap.dedent("""\

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_mldeploy.checks.profiling import ProfileSettings, profile_deployment
-from pytest_mldeploy.checks.profiling.profiler import _Profiler
+from pytest_mldeploy.checks.profiling.phases import PhaseRunner
 from pytest_mldeploy.checks.profiling.recommend import recommend
 from pytest_mldeploy.checks.profiling.verification import limits_of
 from pytest_mldeploy.checks.profiling.workload import write_bodies
@@ -100,7 +100,7 @@ def test_memory_below_what_the_service_used_is_verified_in_a_second_container_an
     service = target.deploy(deployment, project)
     try:
         # one attempt is enough to see which way it went
-        profiler = _Profiler(project, deployment, service, target, tmp_path, dataclasses.replace(FAST, max_raises=0), None)
+        profiler = PhaseRunner(project, deployment, service, target, tmp_path, dataclasses.replace(FAST, max_raises=0), None)
         write_bodies([(line, "application/json") for line in (project.root / "sample_requests.txt").read_bytes().splitlines() if line.strip()], profiler.bodies_path)
         profiler.start_live(1)
         recommendation = recommend([0.5] * 5, [0.2 * 1024**3] * 5)  # 0.3 GB
@@ -124,7 +124,7 @@ def test_a_verification_the_engine_refuses_says_the_engines_reason(target: Docke
     project = _example(tmp_path)
     deployment = project.deployment("diabetes")
     running = SimpleNamespace(target="docker", keys=[], base_url="http://127.0.0.1:9")
-    profiler = _Profiler(project, deployment, running, target, tmp_path, ProfileSettings(), None)
+    profiler = PhaseRunner(project, deployment, running, target, tmp_path, ProfileSettings(), None)
     # Less memory than Docker's minimum (6 MB): the engine refuses the container before it starts.
     # (Too many cores no longer does: the Docker target caps CPU at what the engine has.)
     too_big = dataclasses.replace(recommend([0.5] * 5, [0.2 * 1024**3] * 5), memory_gb=0.004)

@@ -62,15 +62,17 @@ def test_the_copy_is_the_server_package_and_a_stub_that_holds_only_the_version(t
     server_copy.copy_server(tmp_path)
     copied = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     package = Path(pytest_mldeploy.__file__).parent
-    expected = sorted(["pytest_mldeploy/__init__.py"] + [
+    expected = sorted(["pytest_mldeploy/__init__.py", "pytest_mldeploy/_version.py"] + [
         "pytest_mldeploy/" + p.relative_to(package).as_posix() for p in (package / "server").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")])
     assert copied == expected
     stub = ast.parse((tmp_path / "pytest_mldeploy" / "__init__.py").read_text())
-    docstring, assignment = stub.body
+    docstring, version_import = stub.body
     assert isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)
-    assert isinstance(assignment, ast.Assign) and [t.id for t in assignment.targets] == ["__version__"]  # type: ignore[attr-defined]
-    assert ast.literal_eval(assignment.value) == pytest_mldeploy.__version__
+    assert isinstance(version_import, ast.ImportFrom) and version_import.module == "pytest_mldeploy._version"
+    assert [alias.name for alias in version_import.names] == ["__version__"]
+    copied_version = ast.parse((tmp_path / "pytest_mldeploy" / "_version.py").read_text()).body[-1]
+    assert isinstance(copied_version, ast.Assign) and ast.literal_eval(copied_version.value) == pytest_mldeploy.__version__
 
 
 def test_the_copy_alone_serves(tmp_path: Path, start_server, module_app) -> None:

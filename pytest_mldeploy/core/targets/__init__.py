@@ -127,7 +127,7 @@ def get_target(kind: str = "auto", notice: Optional[Callable[[str], None]] = pri
         if not docker_target.available():
             raise ServiceError(
                 f"target 'docker': {docker_target.unavailable_reason}; start a Docker engine (or set DOCKER_HOST), "
-                "or use the process target (--mldeploy-target process)"
+                "or use the process target (`--target process`; in pytest, `--mldeploy-target process`)"
             )
         return docker_target
     if docker_target.available():
