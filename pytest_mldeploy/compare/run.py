@@ -15,10 +15,11 @@ from typing import Any, Callable, Optional
 
 from pytest_mldeploy.checks.published_contract import read_contract
 from pytest_mldeploy.client import ScoringClient
-from pytest_mldeploy.compare.answers import compare_answers
+from pytest_mldeploy.compare.answers import compare_answers, send
 from pytest_mldeploy.compare.contract_diff import diff_contracts
 from pytest_mldeploy.compare.html_report import write_html
-from pytest_mldeploy.compare.requests import build_request_set, counts, load_requests
+from pytest_mldeploy.compare.requests import (build_request_set, counts, derived_variants, found_request_files,
+                                              load_requests, read_found)
 from pytest_mldeploy.compare.result import CompareResult
 from pytest_mldeploy.compare.sensitivity import judge_sensitivity
 from pytest_mldeploy.compare.sides import Side, resolve_sides
@@ -27,6 +28,9 @@ from pytest_mldeploy.core.targets import Target, get_target
 from pytest_mldeploy.errors import ConfigError, ServiceError
 
 Progress = Callable[[str], None]
+
+#: Seeded variants of the sample and example requests the sensitivity gate sends (never the answers gate).
+SENSITIVITY_VARIANTS = 8
 
 
 def start_side(side: Side, target: Target, resources: Any) -> tuple[Any, float]:
@@ -49,6 +53,18 @@ def _contract(client: ScoringClient, side: Side, notes: list[str]) -> Any:
     except Exception as exc:  # noqa: BLE001 - a side without a readable swagger is compared without a contract
         notes.append(f"the {side.role} serves no readable swagger document ({type(exc).__name__}: {exc})")
         return None
+
+
+def _found_requests(base: Side, cand: Side, notes: list[str], progress: Progress) -> list[Any]:
+    """Azure's request files beside the code of the sides that name no `profile.requests`, announced once."""
+    found: list[Any] = []
+    for side in (cand, base):
+        found += read_found(found_request_files(side.deployment, side.project.root), side.project.root)
+    if found:
+        labels = ", ".join(dict.fromkeys(r.label for r in found))
+        notes.append(f"sample requests found beside the deployment's code: {labels} (no --requests or profile.requests named)")
+        progress(f"no --requests or profile.requests: sending {labels}, found beside the deployment's code")
+    return found
 
 
 def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None, target: str = "process",
@@ -83,14 +99,17 @@ def run_compare(baseline: str, candidate: str, *, config: Optional[Path] = None,
         clients = [ScoringClient.from_service(s) for s in services]
         notes: list[str] = []
         contracts = [_contract(client, side, notes) for client, side in zip(clients, (base, cand))]
+        found = [] if requests is not None else _found_requests(base, cand, notes, progress)
         request_set = build_request_set(base.deployment, cand.deployment, contracts[0], contracts[1],
-                                        examples=spec.answers.examples, seed=spec.answers.seed, extra=requests)
+                                        examples=spec.answers.examples, seed=spec.answers.seed, extra=requests, found=found)
         if request_set and not any(r.kind == "sample" for r in request_set):
             notes.append("no sample requests: pass --requests FILE (or set profile.requests) to compare answers on real traffic")
         progress(f"sending the same {len(request_set)} requests to both")
         answers = compare_answers(request_set, clients[0], clients[1], spec.answers)
         contract = diff_contracts(*(c.document if c is not None else None for c in contracts))
-        sensitivity = judge_sensitivity(answers.pairs, spec.sensitivity.fail_on_constant)
+        variants = derived_variants(request_set, count=SENSITIVITY_VARIANTS, seed=spec.answers.seed)
+        sensitivity = judge_sensitivity(answers.pairs + [(r, send(clients[0], r), send(clients[1], r)) for r in variants],
+                                        spec.sensitivity.fail_on_constant)
         if spec.speed.enabled:
             progress(f"loading both at concurrency {spec.speed.concurrency} in {spec.speed.rounds} alternating "
                      f"rounds of {spec.speed.round_s:g} s")

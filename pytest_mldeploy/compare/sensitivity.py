@@ -2,7 +2,9 @@
 
 A candidate that answers every distinct request with the same body, while the baseline's answers
 vary over the same requests, is not a model (Azure's safe-rollout sample ships a `green` that
-answers `[0.5, 0.5]` whatever it is sent). Judged over the requests both sides answered 200.
+answers `[0.5, 0.5]` whatever it is sent). Judged over the requests both sides answered 2xx,
+including the seeded variants of the sample and example requests (`requests.derived_variants`),
+so one sample request is enough to tell: variants are sent for this gate only.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class Sensitivity:
     candidate_distinct: int
     constant_answer: Any = None
     fail_on_constant: bool = True
+    #: How many of the `inputs` are derived variants of sample or example requests.
+    derived: int = 0
 
     @property
     def constant(self) -> bool:
@@ -38,16 +42,17 @@ class Sensitivity:
 
     def message(self) -> str:
         if self.inputs < MIN_INPUTS:
-            return f"only {self.inputs} distinct request(s) answered 200 by both: too few to judge"
+            return f"only {self.inputs} distinct request(s) answered 2xx by both: too few to judge"
+        over = f"{self.inputs} distinct requests" + (f" ({self.derived} of them derived from the sample/example requests)"
+                                                     if self.derived else "")
         if self.constant:
-            return (f"the candidate answers {json.dumps(self.constant_answer)[:120]} to all {self.inputs} distinct requests, "
+            return (f"the candidate answers {json.dumps(self.constant_answer)[:120]} to all {over}, "
                     f"whatever they hold; the baseline gave {self.baseline_distinct} different answers")
-        return (f"{self.candidate_distinct} distinct candidate answers and {self.baseline_distinct} baseline answers "
-                f"over {self.inputs} distinct requests")
+        return f"{self.candidate_distinct} distinct candidate answers and {self.baseline_distinct} baseline answers over {over}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "passed": self.passed, "constant": self.constant, "inputs": self.inputs,
+            "passed": self.passed, "constant": self.constant, "inputs": self.inputs, "derived": self.derived,
             "baselineDistinct": self.baseline_distinct, "candidateDistinct": self.candidate_distinct,
             "constantAnswer": self.constant_answer if self.constant else None, "message": self.message(),
         }  # fmt: skip
@@ -58,10 +63,15 @@ def _key(answer: Answer) -> str:
 
 
 def judge_sensitivity(pairs: list[tuple[CompareRequest, Answer, Answer]], fail_on_constant: bool = True) -> Sensitivity:
-    """Count distinct answers per side over the distinct requests both answered 200."""
-    answered = [(r, a, b) for r, a, b in pairs if a.status == 200 and b.status == 200]
+    """Count distinct answers per side over the distinct requests both answered 2xx."""
+    answered = [(r, a, b) for r, a, b in pairs if _ok(a) and _ok(b)]
     inputs = {(r.body, r.content_type) for r, _a, _b in answered}
+    derived = len({(r.body, r.content_type) for r, _a, _b in answered if r.kind == "derived"})
     baseline = {_key(a) for _r, a, _b in answered}
     candidate = {_key(b) for _r, _a, b in answered}
     constant = answered[0][2].body if len(candidate) == 1 else None
-    return Sensitivity(len(inputs), len(baseline), len(candidate), constant, fail_on_constant)
+    return Sensitivity(len(inputs), len(baseline), len(candidate), constant, fail_on_constant, derived)
+
+
+def _ok(answer: Answer) -> bool:
+    return answer.status is not None and 200 <= answer.status < 300

@@ -55,3 +55,93 @@ def diabetes_project(folder: Path, variants: list[str], *, speed: bool = True) -
     (folder / "mldeploy.yaml").write_text("\n".join(lines) + "\n" + settings)
     return folder / "mldeploy.yaml"
 
+
+BLUE_SCORE = (EXAMPLE / "score.py").read_text()
+GREEN_SCORE = '''"""Green: answers the same whatever it is sent (no model behind it yet)."""
+import json
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return [0.5, 0.5]
+'''
+
+DEPLOYMENT = """$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: {name}
+endpoint_name: my-endpoint
+model:
+  path: ../../model-{n}/model/
+code_configuration:
+  code: ../../model-{n}/onlinescoring/
+  scoring_script: score.py
+environment:
+  conda_file: ../../model-{n}/environment/conda.yaml
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+instance_type: Standard_DS3_v2
+instance_count: 1
+"""
+
+CONDA = """name: model-env
+channels: [conda-forge]
+dependencies:
+  - python=3.11
+  - numpy
+  - pip
+  - scikit-learn=1.9.1
+  - pip:
+      - joblib
+      - inference-schema[numpy-support]
+"""
+
+
+#: Indented over several lines, as Azure's samples write their request files.
+SAMPLE_REQUEST = """{"data": [
+    [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01],
+    [-0.05, -0.04, -0.01, -0.03, 0.01, 0.02, 0.07, -0.03, -0.04, -0.09]
+]}
+"""
+
+
+#: Azure's own blue score.py: no input schema, the request parsed by hand.
+AZURE_BLUE_SCORE = '''"""Blue as Azure's sample writes it: no inference_schema decorators."""
+import json
+import os
+
+import joblib
+import numpy
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "sklearn_regression_model.pkl"))
+
+
+def run(raw_data):
+    data = numpy.array(json.loads(raw_data)["data"])
+    return model.predict(data).tolist()
+'''
+
+
+def rollout_folder(online: Path, blue_score: str) -> Path:
+    """A folder shaped like Azure's safe-rollout sample: endpoints/online/managed/saferollout/{endpoint,blue-deployment,
+    green-deployment}.yml beside model-1 (blue: the diabetes regression) and model-2 (green: a constant), each
+    model-N with its sample-request.json beside the onlinescoring code folder."""
+    for n, score in ((1, blue_score), (2, GREEN_SCORE)):
+        model = online / f"model-{n}"
+        (model / "model").mkdir(parents=True)
+        shutil.copy2(EXAMPLE / "models" / "sklearn_regression_model.pkl", model / "model")
+        (model / "onlinescoring").mkdir()
+        (model / "onlinescoring" / "score.py").write_text(score.replace('os.getenv("AZUREML_MODEL_DIR"), ', 'os.getenv("AZUREML_MODEL_DIR"), "model", '))
+        (model / "environment").mkdir()
+        (model / "environment" / "conda.yaml").write_text(CONDA)
+        (model / "sample-request.json").write_text(SAMPLE_REQUEST)
+    folder = online / "managed" / "saferollout"
+    folder.mkdir(parents=True)
+    (folder / "endpoint.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+                                         "name: my-endpoint\nauth_mode: key\n")
+    (folder / "blue-deployment.yml").write_text(DEPLOYMENT.format(name="blue", n=1))
+    (folder / "green-deployment.yml").write_text(DEPLOYMENT.format(name="green", n=2))
+    return folder

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from compare_projects import diabetes_project, variant_script
+from compare_projects import AZURE_BLUE_SCORE, GREEN_SCORE, diabetes_project, rollout_folder, variant_script
 
 
 def _commit(root: Path, message: str) -> None:
@@ -50,3 +50,20 @@ def test_compare_item_fails_against_the_previous_commit_and_passes_against_this_
     passed = pytester.runpytest_subprocess(str(repo), *common, "--mldeploy-baseline", "git:HEAD", timeout=600)
     passed.assert_outcomes(passed=1)
     assert summary.read_text(encoding="utf-8").count("### mldeploy compare") == 2  # appended, not replaced
+
+
+def test_compare_item_in_azures_layout_finds_its_sample_request_and_calls_a_constant_green_out(pytester: pytest.Pytester) -> None:
+    # Azure's safe-rollout folder (no mldeploy.yaml, no input schema): green scored like blue at main, a constant now.
+    folder = rollout_folder(pytester.path / "endpoints" / "online", AZURE_BLUE_SCORE)
+    green = pytester.path / "endpoints" / "online" / "model-2" / "onlinescoring" / "score.py"
+    green.write_text((pytester.path / "endpoints" / "online" / "model-1" / "onlinescoring" / "score.py").read_text())
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=pytester.path, check=True)
+    _commit(pytester.path, "green scores like blue")
+    green.write_text(GREEN_SCORE)
+    result = pytester.runpytest_subprocess(str(folder / "green-deployment.yml"), "--mldeploy", "--mldeploy-target", "process",
+                                           "-k", "compare", "-p", "no:cacheprovider", "--mldeploy-baseline", "git:main",
+                                           "--mldeploy-report", str(pytester.path / "report"), timeout=600)
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "no requests" not in text and "found beside the deployment's code" in text
+    result.stdout.fnmatch_lines(["*FAIL answers: *", "*FAIL sensitivity: *[[]0.5, 0.5[]]*whatever they hold*"])

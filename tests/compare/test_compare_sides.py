@@ -12,7 +12,7 @@ from pytest_mldeploy.cli import main
 from pytest_mldeploy.compare import run_compare
 from pytest_mldeploy.errors import ConfigError
 
-from compare_projects import EXAMPLE, diabetes_project, variant_script
+from compare_projects import AZURE_BLUE_SCORE, BLUE_SCORE, EXAMPLE, SAMPLE_REQUEST, diabetes_project, rollout_folder, variant_script
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -52,76 +52,44 @@ def test_unknown_revision_names_the_fix(repo: Path) -> None:
         run_compare("git:no-such-branch", "baseline", config=repo, target="process")
 
 
-BLUE_SCORE = (EXAMPLE / "score.py").read_text()
-GREEN_SCORE = '''"""Green: answers the same whatever it is sent (no model behind it yet)."""
-import json
-
-
-def init():
-    pass
-
-
-def run(raw_data):
-    return [0.5, 0.5]
-'''
-
-DEPLOYMENT = """$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: my-endpoint
-model:
-  path: ../../model-{n}/model/
-code_configuration:
-  code: ../../model-{n}/onlinescoring/
-  scoring_script: score.py
-environment:
-  conda_file: ../../model-{n}/environment/conda.yaml
-  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
-instance_type: Standard_DS3_v2
-instance_count: 1
-"""
-
-CONDA = """name: model-env
-channels: [conda-forge]
-dependencies:
-  - python=3.11
-  - numpy
-  - pip
-  - scikit-learn=1.9.1
-  - pip:
-      - joblib
-      - inference-schema[numpy-support]
-"""
-
-
-#: Indented over several lines, as Azure's samples write their request files.
-SAMPLE_REQUEST = """{"data": [
-    [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01],
-    [-0.05, -0.04, -0.01, -0.03, 0.01, 0.02, 0.07, -0.03, -0.04, -0.09]
-]}
-"""
+@pytest.fixture(scope="module")
+def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The safe-rollout folder with the example's blue (an input schema, so generated requests too)."""
+    return rollout_folder(tmp_path_factory.mktemp("cli") / "endpoints" / "online", BLUE_SCORE)
 
 
 @pytest.fixture(scope="module")
-def safe_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder shaped like Azure's safe-rollout sample: endpoints/online/managed/saferollout/{endpoint,blue-deployment,
-    green-deployment}.yml beside model-1 (blue: the diabetes regression) and model-2 (green: a constant)."""
-    online = tmp_path_factory.mktemp("cli") / "endpoints" / "online"
-    for n, score in ((1, BLUE_SCORE), (2, GREEN_SCORE)):
-        model = online / f"model-{n}"
-        (model / "model").mkdir(parents=True)
-        shutil.copy2(EXAMPLE / "models" / "sklearn_regression_model.pkl", model / "model")
-        (model / "onlinescoring").mkdir()
-        (model / "onlinescoring" / "score.py").write_text(score.replace('os.getenv("AZUREML_MODEL_DIR"), ', 'os.getenv("AZUREML_MODEL_DIR"), "model", '))
-        (model / "environment").mkdir()
-        (model / "environment" / "conda.yaml").write_text(CONDA)
-        (model / "sample-request.json").write_text(SAMPLE_REQUEST)
-    folder = online / "managed" / "saferollout"
-    folder.mkdir(parents=True)
-    (folder / "endpoint.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
-                                         "name: my-endpoint\nauth_mode: key\n")
-    (folder / "blue-deployment.yml").write_text(DEPLOYMENT.format(name="blue", n=1))
-    (folder / "green-deployment.yml").write_text(DEPLOYMENT.format(name="green", n=2))
-    return folder
+def azure_rollout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The safe-rollout folder with Azure's schema-less blue: its sample-request.json is the only request there is."""
+    return rollout_folder(tmp_path_factory.mktemp("azure") / "endpoints" / "online", AZURE_BLUE_SCORE)
+
+
+def test_azure_request_file_is_found_and_green_fails_on_answers_and_sensitivity(azure_rollout: Path, tmp_path: Path,
+                                                                               monkeypatch, capsys) -> None:
+    # No --requests, no profile.requests, no input schema: model-1/sample-request.json (one 2-row request) is all there is.
+    monkeypatch.chdir(azure_rollout)
+    code = main(["compare", "blue", "green", "--target", "process", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    out = captured.out
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert code == 1, out
+    notices = [line for line in captured.err.splitlines() if "found beside the deployment's code" in line]
+    assert len(notices) == 1 and "sending model-2/sample-request.json" in notices[0], captured.err
+    assert data["requests"]["byKind"] == {"sample": 1}
+    gates = {g["name"]: g["status"] for g in data["gates"]}
+    assert gates["answers"] == "fail" and gates["sensitivity"] == "fail", gates
+    row = data["answers"]["worstRows"][0]
+    assert row["request"] == "model-2/sample-request.json" and row["candidate"] == 0.5
+    assert f"{row['baseline']} | 0.5" in out  # green's answer beside blue's
+    assert data["sensitivity"]["derived"] == 8 and "[0.5, 0.5]" in data["sensitivity"]["message"]
+
+
+def test_azure_blue_against_blue_passes_on_its_found_request(azure_rollout: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(azure_rollout)
+    assert main(["compare", "blue", "blue", "--target", "process", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["requests"]["byKind"] == {"sample": 1} and data["answers"]["rows"] == 2
+    assert data["sensitivity"]["passed"] and data["sensitivity"]["baselineDistinct"] == 9
 
 
 def test_green_constant_fails_against_blue_showing_both_answers(safe_rollout: Path, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pytest_mldeploy.compare.answers import Answer, AnswersResult, compare_values, row_diffs
 from pytest_mldeploy.compare.contract_diff import diff_contracts
 from pytest_mldeploy.compare.markdown import render_markdown
-from pytest_mldeploy.compare.requests import CompareRequest, input_rows
+from pytest_mldeploy.compare.requests import CompareRequest, derived_variants, found_request_files, input_rows, read_found
 from pytest_mldeploy.compare.sensitivity import judge_sensitivity
 from pytest_mldeploy.compare.summary import format_summary
 from pytest_mldeploy.core.compare_spec import AnswersSpec
@@ -124,6 +124,56 @@ def test_both_constant_or_too_few_inputs_is_not_called_out() -> None:
     assert not judge_sensitivity(_pairs([[1.0]] * 3, [[1.0]] * 3)).constant
     assert not judge_sensitivity(_pairs([[1.0], [2.0]], [[0.5], [0.5]])).constant
     assert judge_sensitivity(_pairs([[1.0], [2.0], [3.0]], [[0.5]] * 3), fail_on_constant=False).passed
+
+
+def test_derived_variants_are_seeded_scaled_copies_that_keep_booleans_and_strings() -> None:
+    sample = CompareRequest("sample", "sample-request.json", json.dumps({"data": [[1.0, 10], [2.0, -4]], "flag": True, "unit": "mg"}).encode())
+    generated = CompareRequest("generated", "generated request 1", b'{"data": [[3.0, 1]]}')
+    variants = derived_variants([sample, generated], count=8, seed=7)
+    assert variants == derived_variants([sample, generated], count=8, seed=7)  # the same every run
+    assert variants != derived_variants([sample, generated], count=8, seed=8)
+    assert len(variants) == 8 and all(v.kind == "derived" and v.label.startswith("sample-request.json (variant") for v in variants)
+    assert len({v.body for v in variants}) == 8 and sample.body not in {v.body for v in variants}
+    many = [CompareRequest("sample", f"line {i}", json.dumps({"data": [[float(i + 1)]]}).encode()) for i in range(100)]
+    assert [v.label for v in derived_variants(many, count=8, seed=0)][:2] == ["line 0 (variant 1)", "line 1 (variant 2)"]
+    assert len(derived_variants(many, count=8, seed=0)) == 8  # a long sample file costs no more
+    for variant in variants:
+        body = variant.json_body()
+        assert body["flag"] is True and body["unit"] == "mg"
+        for row, original in zip(body["data"], [[1.0, 10], [2.0, -4]]):
+            assert isinstance(row[1], int)
+            for value, before in zip(row, original):
+                assert 0.5 * abs(before) - 1 <= abs(value) <= 1.5 * abs(before) + 1 and (value == 0 or (value > 0) == (before > 0))
+            assert 0.5 <= row[0] / original[0] <= 1.5
+
+
+def test_derived_variants_make_one_sample_request_enough_to_call_a_constant_candidate_out() -> None:
+    sample = CompareRequest("sample", "s", b'{"data": [[1.0, 2.0]]}')
+    requests = [sample, *derived_variants([sample], count=8, seed=0)]
+    varied = [(r, Answer(200, [sum(r.json_body()["data"][0])], True), Answer(200, [0.5], True)) for r in requests]
+    judged = judge_sensitivity(varied)
+    assert judged.constant and judged.derived == 8 and "8 of them derived" in judged.message()
+    both_constant = [(r, Answer(200, [1.0], True), Answer(200, [0.5], True)) for r in requests]
+    assert not judge_sensitivity(both_constant).constant
+    refused = [(r, Answer(422, "bad", False), Answer(200, [0.5], True)) for r in requests[1:]]
+    assert judge_sensitivity(varied[:1] + refused).inputs == 1  # counted only where both answer 2xx
+
+
+def test_azure_request_files_are_found_beside_the_code_inside_the_project_only(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    code = tmp_path / "model-1" / "onlinescoring"
+    code.mkdir(parents=True)
+    (tmp_path / "model-1" / "sample-request.json").write_text('{"data": [[1, 2]]}')
+    (code / "sample_request_2.json").write_text('{"data": [[3, 4]]}')
+    (tmp_path / "sample-request.json").write_text('{"data": [[5, 6]]}')  # two levels up: not looked at
+    deployment = SimpleNamespace(source_directory=code, profile=SimpleNamespace(requests=None))
+    found = found_request_files(deployment, tmp_path)
+    assert found == [code / "sample_request_2.json", tmp_path / "model-1" / "sample-request.json"]
+    assert [r.label for r in read_found(found, tmp_path)] == ["model-1/onlinescoring/sample_request_2.json", "model-1/sample-request.json"]
+    assert found_request_files(deployment, tmp_path / "model-1" / "onlinescoring") == [code / "sample_request_2.json"]
+    named = SimpleNamespace(source_directory=code, profile=SimpleNamespace(requests=tmp_path / "sample-request.json"))
+    assert found_request_files(named, tmp_path) == []
 
 
 def test_compare_settings_have_defaults_and_refuse_unknown_keys(tmp_path) -> None:
