@@ -95,7 +95,13 @@ class DeploymentCollector(pytest.Collector):
 
 
 class _ReportingItem(pytest.Item):
-    """An item whose `CheckFailed` shows its whole report, with its one-line summary as the crash message."""
+    """An item of one deployment, at its line in the config, whose `CheckFailed` shows its whole report
+    with its one-line summary as the crash message."""
+
+    def __init__(self, *, deployment: str, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.line = line
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
@@ -107,11 +113,9 @@ class _ReportingItem(pytest.Item):
 class CheckItem(_ReportingItem):
     """`mldeploy.yaml::DEPLOYMENT::CHECK`: runs one built-in check on the deployment's service."""
 
-    def __init__(self, *, deployment: str, check: str, line: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, check: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.deployment = deployment
         self.check = check
-        self.line = line
 
     def runtest(self) -> None:
         from pytest_mldeploy.checks.base import Outcome
@@ -154,11 +158,9 @@ class CheckItem(_ReportingItem):
 class CompareItem(_ReportingItem):
     """`mldeploy.yaml::DEPLOYMENT::compare`: the deployment against `--mldeploy-baseline` (docs/compare.md)."""
 
-    def __init__(self, *, deployment: str, baseline: str, line: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, baseline: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.deployment = deployment
         self.baseline = baseline
-        self.line = line
 
     def runtest(self) -> None:
         from pytest_mldeploy.compare import format_summary, run_compare
